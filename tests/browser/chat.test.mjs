@@ -1,0 +1,319 @@
+// End-to-end tests of the web client in headless Chromium against the real
+// server. Each person is a separate browser context, as if on a separate
+// device. Screenshots of the main screens go to ./artifacts/.
+//
+// Run: ./run.sh   (or `npm test` with HUAYI_BIN or HUAYI_URL set)
+
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { launchBrowser, person, screenshot, startServer, uniq } from './harness.mjs';
+
+let server;
+let browser;
+const people = [];
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  for (const p of people) await p.close().catch(() => {});
+  if (browser) await browser.close();
+  if (server) {
+    const code = await server.stop();
+    if (!server.external) assert.equal(code, 0, 'server exits 0 on SIGTERM (R31)');
+  }
+});
+
+// ---- page helpers: what a person does ----------------------------------
+
+async function newPerson(opts) {
+  const p = await person(browser, server.base, opts);
+  p.page.setDefaultTimeout(10000);
+  people.push(p);
+  return p;
+}
+
+async function signIn(p, name) {
+  await p.page.getByLabel('Username', { exact: true }).fill(name);
+  await p.page.getByRole('button', { name: 'Sign in' }).click();
+  await p.page.locator('#me-name', { hasText: name }).waitFor();
+  await connected(p);
+}
+
+const connected = (p) => p.page.locator('#conn[data-status="online"]').waitFor();
+
+async function openChatWith(p, name) {
+  await p.page.getByLabel('Start a chat with username').fill(name);
+  await p.page.getByRole('button', { name: 'Chat', exact: true }).click();
+  await p.page.locator('#conv-title', { hasText: name }).waitFor();
+}
+
+async function openConversation(p, key) {
+  await p.page.locator(`.conv-item[data-key="${key}"]`).click();
+  await p.page.locator(`#conv-open[data-key="${key}"]`).waitFor();
+}
+
+async function say(p, text) {
+  const box = p.page.getByLabel('Message', { exact: true });
+  await box.fill(text);
+  await box.press('Enter');
+  // Recorded locally, then confirmed by the server's 200.
+  const row = p.page.locator('#messages .msg.mine', { hasText: text }).last();
+  await row.waitFor();
+  await p.page.waitForFunction(
+    (t) => [...document.querySelectorAll('#messages .msg.mine')].some((li) => li.textContent.includes(t) && !/sending|Not sent/.test(li.textContent)),
+    text,
+  );
+}
+
+const message = (p, text) => p.page.locator('#messages .msg', { hasText: text });
+const unread = (p, key) => p.page.locator(`.conv-item[data-key="${key}"] .badge`);
+
+function clean(p) {
+  assert.deepEqual(p.foreign, [], 'the client makes no request outside its own server');
+  assert.deepEqual(p.errors, [], 'no script errors in the page');
+}
+
+// ---- scenarios -------------------------------------------------------------
+
+describe('web client', () => {
+  test('the login screen explains itself and refuses a bad name', async () => {
+    const p = await newPerson();
+    await p.page.getByRole('heading', { name: /Huayi IM/ }).waitFor();
+    await screenshot(p.page, '01-login');
+    await p.page.getByLabel('Username', { exact: true }).fill('ab');
+    await p.page.getByRole('button', { name: 'Sign in' }).click();
+    await p.page.locator('#login-error', { hasText: '4–30' }).waitFor();
+    assert.equal(await p.page.locator('#chat-screen').isVisible(), false);
+    clean(p);
+    await p.close();
+  });
+
+  test('two people chat one-to-one', async () => {
+    const alice = uniq('alice');
+    const bob = uniq('bob');
+    const a = await newPerson();
+    const b = await newPerson();
+    await signIn(a, alice);
+    await signIn(b, bob);
+
+    await openChatWith(a, bob);
+    await say(a, 'Hello Bob, lunch at noon?');
+
+    // Bob gets a new conversation with an unread counter, then reads it.
+    await unread(b, `u:${alice}`).filter({ hasText: '1' }).waitFor();
+    await openConversation(b, `u:${alice}`);
+    const got = message(b, 'Hello Bob, lunch at noon?');
+    await got.waitFor();
+    assert.match(await got.locator('.from').textContent(), new RegExp(alice));
+    assert.ok(await got.locator('time').getAttribute('datetime'), 'shows the time sent');
+    assert.equal(await unread(b, `u:${alice}`).count(), 0, 'reading clears the counter');
+
+    await say(b, 'Sure — see you there.');
+    await message(a, 'Sure — see you there.').waitFor();
+    // The sender's own copy is kept locally, once (the server does not echo it).
+    assert.equal(await message(a, 'Hello Bob, lunch at noon?').count(), 1);
+
+    // People list shows both online.
+    await a.page.locator(`.user-item.online[data-user="${bob}"]`).waitFor();
+    await screenshot(a.page, '02-one-to-one-alice');
+    await screenshot(b.page, '02-one-to-one-bob');
+
+    // Text is text: markup in a message is not interpreted.
+    await say(a, '<b>not bold</b> <img src=x onerror=alert(1)>');
+    await message(b, '<b>not bold</b>').waitFor();
+    assert.equal(await b.page.locator('#messages b, #messages img').count(), 0);
+
+    clean(a);
+    clean(b);
+    await a.close();
+    await b.close();
+  });
+
+  test('three people in a topic, one mentioned', async () => {
+    const topic = uniq('rustaceans');
+    const carol = uniq('carol');
+    const dan = uniq('dan');
+    const erin = uniq('erin');
+    const c = await newPerson();
+    const d = await newPerson();
+    const e = await newPerson();
+    await signIn(c, carol);
+    await signIn(d, dan);
+    await signIn(e, erin);
+
+    // Carol creates the topic; it opens. Dan joins from the topic list.
+    await c.page.getByLabel('New topic name').fill(topic);
+    await c.page.getByRole('button', { name: 'Create', exact: true }).click();
+    await c.page.locator('#conv-title', { hasText: `#${topic}` }).waitFor();
+    await d.page.getByRole('button', { name: `Join topic ${topic}` }).first().click({ timeout: 15000 });
+    await d.page.getByRole('button', { name: `Quit topic ${topic}` }).first().waitFor();
+
+    // Erin is not a member: Carol's mention brings her in (R18).
+    await say(c, `Welcome! @${erin} you should see this too`);
+    await c.page.locator('#mentions').waitFor({ state: 'hidden' });
+
+    await unread(d, `t:${topic}`).filter({ hasText: '1' }).waitFor();
+    await openConversation(d, `t:${topic}`);
+    const atDan = message(d, 'Welcome!');
+    await atDan.waitFor();
+    assert.equal(await atDan.locator('.mention-tag').count(), 0, 'Dan was not mentioned');
+
+    await unread(e, `t:${topic}`).waitFor();
+    await openConversation(e, `t:${topic}`);
+    const atErin = message(e, 'Welcome!');
+    await atErin.locator('.mention-tag', { hasText: `@${erin}` }).waitFor();
+    assert.match(await atErin.getAttribute('class'), /\bmention\b/);
+
+    // Dan answers with a mention typed through the suggestion chips.
+    const box = d.page.getByLabel('Message', { exact: true });
+    await box.fill(`thanks @${carol.slice(0, 3)}`);
+    await d.page.getByRole('button', { name: `Mention ${carol}` }).click();
+    assert.equal(await box.inputValue(), `thanks @${carol} `);
+    await d.page.locator('#mentions', { hasText: `Mentions: @${carol}` }).waitFor();
+    await box.press('Enter');
+    await message(c, 'thanks').locator('.mention-tag').waitFor();
+    await message(e, 'thanks').waitFor();
+
+    await screenshot(c.page, '03-topic-carol');
+    await screenshot(e.page, '03-topic-mentioned-erin');
+    for (const p of [c, d, e]) clean(p);
+    for (const p of [c, d, e]) await p.close();
+  });
+
+  test('a person who was offline gets the backlog on signing in', async () => {
+    const fay = uniq('fay');
+    const gus = uniq('gus');
+    const f = await newPerson();
+    await signIn(f, fay);
+    await f.page.getByRole('button', { name: 'Sign out' }).click();
+    await f.page.locator('#login-notice', { hasText: 'signed out' }).waitFor();
+
+    const g = await newPerson();
+    await signIn(g, gus);
+    // Fay is offline now.
+    await g.page.locator(`.user-item[data-user="${fay}"]:not(.online)`).waitFor();
+    await openChatWith(g, fay);
+    await g.page.locator('#conv-subtitle', { hasText: 'offline' }).waitFor();
+    for (const text of ['first while you were away', 'second while you were away', 'third while you were away']) {
+      await say(g, text);
+    }
+
+    await signIn(f, fay);
+    await unread(f, `u:${gus}`).filter({ hasText: '3' }).waitFor();
+    await openConversation(f, `u:${gus}`);
+    const texts = await f.page.locator('#messages .msg .content').allTextContents();
+    assert.deepEqual(texts, ['first while you were away', 'second while you were away', 'third while you were away'], 'oldest first');
+    await screenshot(f.page, '04-offline-backlog');
+
+    // The session survives a reload; the history is kept in this browser.
+    await f.page.reload();
+    await connected(f);
+    await f.page.locator(`.conv-item[data-key="u:${gus}"]`).waitFor();
+    clean(f);
+    clean(g);
+    await f.close();
+    await g.close();
+  });
+
+  test('signing in elsewhere signs this window out, and it says so', async () => {
+    const hal = uniq('hal');
+    const first = await newPerson();
+    const second = await newPerson();
+    await signIn(first, hal);
+    await signIn(second, hal);
+
+    await first.page.locator('#login-screen').waitFor();
+    await first.page.locator('#login-notice', { hasText: 'signed in elsewhere' }).waitFor();
+    await screenshot(first.page, '05-signed-in-elsewhere');
+    // The newer session is the one that works.
+    await connected(second);
+    assert.equal(await second.page.locator('#chat-screen').isVisible(), true);
+    clean(first);
+    clean(second);
+    await first.close();
+    await second.close();
+  });
+
+  test('deleting a topic shows the notice to its members', async () => {
+    const topic = uniq('doomed');
+    const ivy = uniq('ivy');
+    const jon = uniq('jon');
+    const i = await newPerson();
+    const j = await newPerson();
+    await signIn(i, ivy);
+    await signIn(j, jon);
+
+    await i.page.getByLabel('New topic name').fill(topic);
+    await i.page.getByRole('button', { name: 'Create', exact: true }).click();
+    await say(i, `hello @${jon}`);
+    await unread(j, `t:${topic}`).waitFor();
+    await openConversation(j, `t:${topic}`);
+    await message(j, 'hello').waitFor();
+
+    // Delete needs a second click to confirm.
+    const del = j.page.locator('#conv-actions').getByRole('button', { name: `Delete topic ${topic}` });
+    await del.click();
+    await j.page.locator('#conv-actions').getByRole('button', { name: `Confirm deleting topic ${topic}` }).click();
+
+    await j.page.locator('#messages .msg.system.deleted', { hasText: `#${topic} was deleted` }).waitFor();
+    // Ivy is in another conversation or this one: either way she sees it.
+    await i.page.locator('#messages .msg.system.deleted', { hasText: `#${topic} was deleted` }).waitFor();
+    await i.page.locator(`.topic-item[data-topic="${topic}"]`).waitFor({ state: 'detached', timeout: 15000 });
+    await screenshot(i.page, '06-topic-deleted');
+
+    // Writing to it now says it does not exist (R17).
+    const box = i.page.getByLabel('Message', { exact: true });
+    await box.fill('anyone here?');
+    await box.press('Enter');
+    await i.page.locator('#messages .msg.system.notfound').waitFor();
+    await i.page.locator('#messages .msg.failed', { hasText: 'anyone here?' }).waitFor();
+    clean(i);
+    clean(j);
+    await i.close();
+    await j.close();
+  });
+
+  test('the socket stays up past the idle timeout by answering pongs', async () => {
+    // Server settings in this run: pong every 1 s, idle after 10 s (R22, R23).
+    const kim = uniq('kim');
+    const k = await newPerson();
+    await signIn(k, kim);
+    const opened = await k.page.evaluate(() => performance.now());
+    await k.page.waitForTimeout(12500);
+    assert.equal(await k.page.locator('#conn').getAttribute('data-status'), 'online');
+    const r = await fetch(`${server.base}/api/users?online=true`, {
+      headers: { Authorization: `Bearer ${await k.page.evaluate(() => JSON.parse(localStorage.getItem('huayi.session')).sid)}` },
+    });
+    const online = (await r.json()).list.map((u) => u.username);
+    assert.ok(online.includes(kim), `still online after ${Math.round((await k.page.evaluate(() => performance.now())) - opened)} ms`);
+    clean(k);
+    await k.close();
+  });
+
+  test('on a phone-sized screen one pane shows at a time', async () => {
+    const lee = uniq('lee');
+    const mia = uniq('mia');
+    const m = await newPerson();
+    await signIn(m, mia);
+    const l = await newPerson({ viewport: { width: 390, height: 780 } });
+    await signIn(l, lee);
+    await openChatWith(m, lee);
+    await say(m, 'Can you read this on your phone?');
+    await unread(l, `u:${mia}`).waitFor();
+    await screenshot(l.page, '07-phone-list');
+    await openConversation(l, `u:${mia}`);
+    assert.equal(await l.page.locator('.sidebar').isVisible(), false, 'the list gives way to the conversation');
+    await say(l, 'Yes, perfectly.');
+    await message(m, 'Yes, perfectly.').waitFor();
+    await screenshot(l.page, '07-phone-chat');
+    await l.page.getByRole('button', { name: 'Back to conversations' }).click();
+    await l.page.locator('.sidebar').waitFor();
+    clean(l);
+    clean(m);
+    await l.close();
+    await m.close();
+  });
+});
