@@ -33,7 +33,7 @@ use crate::{
 /// Frames the writer takes from the mailbox per lock.
 const BATCH: usize = 64;
 /// How long a close frame may take to go out before the socket is just dropped.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Deserialize)]
 pub struct WsQuery {

@@ -1,0 +1,21 @@
+# Huayi IM — the commands the README promises.
+.PHONY: run test e2e lint build
+
+# Serve on 0.0.0.0:8080 with built-in defaults (config.yaml / HUAYI_* / flags override).
+run:
+	cargo run --release -p huayi-im
+
+build:
+	cargo build --release --workspace
+
+# Unit tests and the end-to-end suite (real server, real HTTP and WebSocket).
+test:
+	cargo test --workspace
+
+e2e:
+	cargo test -p huayi-im --test e2e
+
+# The gate: formatting and clippy with warnings as errors.
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,82 @@
+//! The binary itself: layered configuration and graceful shutdown (R30, R31).
+
+use std::{
+    io::{BufRead, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use huayi_im::protocol::close;
+
+use crate::helpers::{PATIENCE, TestServer};
+
+#[tokio::test]
+async fn shutdown_closes_sockets_with_1001_and_returns() {
+    // R31
+    let s = TestServer::spawn().await;
+    let alice = s.login("alice").await;
+    let mut ws = alice.ws().await;
+    let stop = tokio::spawn(async move { s.stop().await });
+    let (code, _) = ws.closed().await;
+    assert_eq!(code, Some(close::GOING_AWAY));
+    stop.await.expect("join").expect("serve returns Ok");
+}
+
+#[test]
+fn the_binary_reads_env_and_flags_and_exits_cleanly_on_sigterm() {
+    // R30: env (`__` nesting) and flags layered over defaults; R31: SIGTERM → exit 0.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huayi-im"))
+        .args(["--listen", "127.0.0.1:0", "--set", "log.level=info"])
+        .env("HUAYI_LISTEN", "256.0.0.1:1") // overridden by the flag
+        .env("HUAYI_HEARTBEAT__PONG_INTERVAL", "1s")
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = lines.next().expect("a log line").expect("utf-8");
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    let health = std::net::TcpStream::connect(&addr).map(|mut s| {
+        use std::io::{Read, Write};
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut out = String::new();
+        s.read_to_string(&mut out).expect("read");
+        out
+    });
+    assert!(health.expect("connect").starts_with("HTTP/1.1 200"));
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = std::time::Instant::now() + PATIENCE;
+    loop {
+        if let Some(code) = child.try_wait().expect("wait") {
+            assert!(code.success(), "exit status {code}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn bad_configuration_is_refused_with_its_key() {
+    // R30
+    let out = Command::new(env!("CARGO_BIN_EXE_huayi-im"))
+        .args(["--set", "offline.ttl=forever"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("forever"), "{err}");
+}
