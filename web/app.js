@@ -257,8 +257,14 @@ const notFoundText = (name) => `Topic #${name} does not exist (it may have been 
 
 // ---- the page around us -----------------------------------------------------
 
+// History is saved a moment after each change; a reload must not lose it.
+window.addEventListener('pagehide', () => store.flush());
+
 document.addEventListener('visibilitychange', () => {
-  if (document.visibilityState !== 'visible') return;
+  if (document.visibilityState !== 'visible') {
+    store.flush();
+    return;
+  }
   store.markActiveRead();
   if (conn && store.state.conn.status === 'reconnecting') conn.nudge();
   refreshDirectory();

@@ -106,6 +106,13 @@ export function createStore(storage = window.localStorage) {
 
   return {
     state,
+    /** Writes pending history now (the page is going away). */
+    flush() {
+      if (!saveTimer) return;
+      clearTimeout(saveTimer);
+      saveTimer = null;
+      saveHistory();
+    },
     subscribe(fn) {
       listeners.add(fn);
       return () => listeners.delete(fn);

@@ -295,7 +295,9 @@ export function createView(actions) {
 
   function renderUsers(s) {
     const me = s.session.username;
-    const items = s.users.map((u) =>
+    // Online people first, each group by name as the server sorts them.
+    const users = [...s.users].sort((a, b) => Number(b.online) - Number(a.online));
+    const items = users.map((u) =>
       h(
         'li',
         { class: `user-item${u.online ? ' online' : ''}`, 'data-user': u.username },

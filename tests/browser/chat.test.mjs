@@ -68,6 +68,28 @@ async function say(p, text) {
   );
 }
 
+/**
+ * A test whose failure leaves evidence: a screenshot of every page still
+ * open, and each page's recorded errors, in artifacts/.
+ */
+function scenario(name, fn) {
+  test(name, async (t) => {
+    const mine = people.length;
+    try {
+      await fn(t);
+    } catch (e) {
+      const slug = name.replace(/[^a-z0-9]+/gi, '-').slice(0, 40);
+      for (const [i, p] of people.slice(mine).entries()) {
+        if (p.page.isClosed()) continue;
+        await screenshot(p.page, `FAILED-${slug}-${i}`).catch(() => {});
+        const storage = await p.page.evaluate(() => Object.entries(localStorage).map(([k, v]) => `${k}=${v.slice(0, 300)}`).join(' | ')).catch(() => '?');
+        console.error(`[${slug} #${i}] url=${p.page.url()} storage=[${storage}] errors=${JSON.stringify(p.errors)}`);
+      }
+      throw e;
+    }
+  });
+}
+
 const message = (p, text) => p.page.locator('#messages .msg', { hasText: text });
 const unread = (p, key) => p.page.locator(`.conv-item[data-key="${key}"] .badge`);
 
@@ -79,7 +101,7 @@ function clean(p) {
 // ---- scenarios -------------------------------------------------------------
 
 describe('web client', () => {
-  test('the login screen explains itself and refuses a bad name', async () => {
+  scenario('the login screen explains itself and refuses a bad name', async () => {
     const p = await newPerson();
     await p.page.getByRole('heading', { name: /Huayi IM/ }).waitFor();
     await screenshot(p.page, '01-login');
@@ -91,7 +113,7 @@ describe('web client', () => {
     await p.close();
   });
 
-  test('two people chat one-to-one', async () => {
+  scenario('two people chat one-to-one', async () => {
     const alice = uniq('alice');
     const bob = uniq('bob');
     const a = await newPerson();
@@ -132,7 +154,7 @@ describe('web client', () => {
     await b.close();
   });
 
-  test('three people in a topic, one mentioned', async () => {
+  scenario('three people in a topic, one mentioned', async () => {
     const topic = uniq('rustaceans');
     const carol = uniq('carol');
     const dan = uniq('dan');
@@ -183,7 +205,7 @@ describe('web client', () => {
     for (const p of [c, d, e]) await p.close();
   });
 
-  test('a person who was offline gets the backlog on signing in', async () => {
+  scenario('a person who was offline gets the backlog on signing in', async () => {
     const fay = uniq('fay');
     const gus = uniq('gus');
     const f = await newPerson();
@@ -218,7 +240,7 @@ describe('web client', () => {
     await g.close();
   });
 
-  test('signing in elsewhere signs this window out, and it says so', async () => {
+  scenario('signing in elsewhere signs this window out, and it says so', async () => {
     const hal = uniq('hal');
     const first = await newPerson();
     const second = await newPerson();
@@ -237,7 +259,7 @@ describe('web client', () => {
     await second.close();
   });
 
-  test('deleting a topic shows the notice to its members', async () => {
+  scenario('deleting a topic shows the notice to its members', async () => {
     const topic = uniq('doomed');
     const ivy = uniq('ivy');
     const jon = uniq('jon');
@@ -276,7 +298,7 @@ describe('web client', () => {
     await j.close();
   });
 
-  test('the socket stays up past the idle timeout by answering pongs', async () => {
+  scenario('the socket stays up past the idle timeout by answering pongs', async () => {
     // Server settings in this run: pong every 1 s, idle after 10 s (R22, R23).
     const kim = uniq('kim');
     const k = await newPerson();
@@ -293,7 +315,7 @@ describe('web client', () => {
     await k.close();
   });
 
-  test('on a phone-sized screen one pane shows at a time', async () => {
+  scenario('on a phone-sized screen one pane shows at a time', async () => {
     const lee = uniq('lee');
     const mia = uniq('mia');
     const m = await newPerson();
@@ -315,5 +337,23 @@ describe('web client', () => {
     clean(m);
     await l.close();
     await m.close();
+  });
+
+  // Last: it restarts the server under everyone.
+  scenario('a server restart is shown, and the lost session asks to sign in again', async (t) => {
+    if (!server.restart) return t.skip('server not started by this run (HUAYI_URL)');
+    const nora = uniq('nora');
+    const n = await newPerson();
+    await signIn(n, nora);
+    const seenReconnecting = n.page.locator('#conn[data-status="reconnecting"]').waitFor({ timeout: 20000 });
+    const code = await server.restart({ downMs: 1500 });
+    assert.equal(code, 0, 'SIGTERM ends the server with 0 (R31)');
+    await seenReconnecting;
+    // Sessions live in memory: the new process does not know this sid.
+    await n.page.locator('#login-notice', { hasText: 'session has ended' }).waitFor({ timeout: 30000 });
+    await screenshot(n.page, '08-session-ended');
+    await signIn(n, nora);
+    assert.deepEqual(n.errors.filter((e) => e.startsWith('pageerror')), []);
+    await n.close();
   });
 });

@@ -4,10 +4,15 @@
 // WebSocket with heartbeat, offline queue, close codes 4001/4002).
 // The browser tests run against the real binary; set HUAYI_URL to point them
 // at this one instead. No dependencies: Node's http plus a minimal RFC 6455.
+//
+// With HUAYI_UPSTREAM=http://127.0.0.1:8080 it serves ../../web itself and
+// passes /api/* and /healthz (WebSocket included) through to that server:
+// a way to try client changes against the real server without rebuilding it.
 
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -33,8 +38,39 @@ function deliver(user, frame) {
   }
 }
 
+const UPSTREAM = process.env.HUAYI_UPSTREAM ? new URL(process.env.HUAYI_UPSTREAM) : null;
+
+function proxy(req, res) {
+  const up = http.request(
+    { host: UPSTREAM.hostname, port: UPSTREAM.port, method: req.method, path: req.url, headers: req.headers },
+    (r) => {
+      res.writeHead(r.statusCode, r.headers);
+      r.pipe(res);
+    },
+  );
+  up.on('error', () => {
+    res.writeHead(502, { 'content-type': 'application/json' });
+    res.end('{"error":"upstream unreachable"}');
+  });
+  req.pipe(up);
+}
+
+function proxyUpgrade(req, sock, head) {
+  const up = net.connect(Number(UPSTREAM.port), UPSTREAM.hostname, () => {
+    const lines = [`${req.method} ${req.url} HTTP/1.1`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2) lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    up.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head && head.length) up.write(head);
+    up.pipe(sock);
+    sock.pipe(up);
+  });
+  up.on('error', () => sock.destroy());
+  sock.on('error', () => up.destroy());
+}
+
 const server = http.createServer(async (req, res) => {
   const url = new URL(req.url, 'http://x');
+  if (UPSTREAM && (url.pathname.startsWith('/api/') || url.pathname === '/healthz')) return proxy(req, res);
   const send = (status, body) => {
     res.writeHead(status, { 'content-type': 'application/json' });
     res.end(JSON.stringify(body ?? {}));
@@ -136,7 +172,8 @@ const server = http.createServer(async (req, res) => {
   send(404, { error: 'no such route' });
 });
 
-server.on('upgrade', (req, sock) => {
+server.on('upgrade', (req, sock, head) => {
+  if (UPSTREAM) return proxyUpgrade(req, sock, head);
   const url = new URL(req.url, 'http://x');
   const me = sessions.get(url.searchParams.get('sid'));
   if (url.pathname !== '/api/ws' || !me) {
@@ -218,5 +255,12 @@ server.on('upgrade', (req, sock) => {
   sock.on('error', finish);
 });
 
-const port = Number(process.argv[2] || 18081);
+process.on('SIGTERM', () => {
+  for (const s of sockets.values()) s.closeWith(1001, 'server shutting down');
+  server.close();
+  setTimeout(() => process.exit(0), 200);
+});
+
+const listen = process.env.HUAYI_LISTEN || `127.0.0.1:${process.argv[2] || 18081}`;
+const port = Number(listen.split(':').pop());
 server.listen(port, '127.0.0.1', () => console.log(`dev server on http://127.0.0.1:${port}/`));

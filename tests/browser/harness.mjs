@@ -9,7 +9,7 @@
 //   CHROMIUM   browser executable (default: /usr/bin/chromium)
 
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -67,44 +67,68 @@ export async function startServer({ port } = {}) {
   if (process.env.HUAYI_URL) {
     const base = process.env.HUAYI_URL.replace(/\/$/, '');
     await waitHealthy(base, null);
-    return { base, port: Number(new URL(base).port), stop: async () => {}, external: true };
+    return { base, port: Number(new URL(base).port), stop: async () => null, restart: null, external: true };
   }
   port = port || (await freePort());
-  const cwd = mkdtempSync(path.join(os.tmpdir(), 'huayi-browser-'));
-  const child = spawn(serverBinary(), [], {
-    cwd, // no config.yaml here: defaults plus the variables below
-    env: {
-      ...process.env,
-      HUAYI_LISTEN: `127.0.0.1:${port}`,
-      HUAYI_HEARTBEAT__PONG_INTERVAL: '1s',
-      HUAYI_HEARTBEAT__IDLE_TIMEOUT: '10s',
-      HUAYI_OFFLINE__TTL: '10m',
-      RUST_LOG: process.env.RUST_LOG || 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'pipe'],
-  });
-  let log = '';
-  child.stderr.on('data', (d) => {
-    log = (log + d).slice(-20000);
-  });
   const base = `http://127.0.0.1:${port}`;
-  try {
-    await waitHealthy(base, child);
-  } catch (e) {
-    child.kill('SIGKILL');
-    throw new Error(`${e.message}\n--- server log ---\n${log}`);
+  const cwd = mkdtempSync(path.join(os.tmpdir(), 'huayi-browser-'));
+  let child = null;
+  let log = '';
+
+  async function spawnServer() {
+    child = spawn(serverBinary(), [], {
+      cwd, // no config.yaml here: defaults plus the variables below
+      env: {
+        ...process.env,
+        HUAYI_LISTEN: `127.0.0.1:${port}`,
+        HUAYI_HEARTBEAT__PONG_INTERVAL: '1s',
+        HUAYI_HEARTBEAT__IDLE_TIMEOUT: '10s',
+        HUAYI_OFFLINE__TTL: '10m',
+        RUST_LOG: process.env.RUST_LOG || 'info',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    const keep = (d) => {
+      log = (log + d).slice(-200000);
+    };
+    child.stdout.on('data', keep);
+    child.stderr.on('data', keep);
+    try {
+      await waitHealthy(base, child);
+    } catch (e) {
+      child.kill('SIGKILL');
+      throw new Error(`${e.message}\n--- server log ---\n${log.slice(-5000)}`);
+    }
   }
+
+  async function stopServer() {
+    if (!child || child.exitCode !== null || child.signalCode) return child ? child.exitCode : null;
+    const exited = new Promise((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
+    const code = await exited;
+    clearTimeout(timer);
+    return code;
+  }
+
+  // Never leave a server behind, whatever ends this process.
+  process.once('exit', () => child && child.exitCode === null && child.kill('SIGKILL'));
+  await spawnServer();
   return {
     base,
     port,
     log: () => log,
+    /** SIGTERM, then a fresh process on the same port: all sessions are gone. */
+    async restart({ downMs = 0 } = {}) {
+      const code = await stopServer();
+      await new Promise((r) => setTimeout(r, downMs));
+      await spawnServer();
+      return code;
+    },
     async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      const exited = new Promise((r) => child.once('exit', (code) => r(code)));
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 10000);
-      const code = await exited;
-      clearTimeout(timer);
+      const code = await stopServer();
+      mkdirSync(ARTIFACTS, { recursive: true });
+      writeFileSync(path.join(ARTIFACTS, 'server.log'), log);
       rmSync(cwd, { recursive: true, force: true });
       return code;
     },
