@@ -25,12 +25,17 @@ use tokio_util::sync::CancellationToken;
 pub use config::Config;
 pub use hub::Hub;
 
+/// Lower-case hex of `bytes` (session ids, ETags).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The whole HTTP surface over a hub.
 pub fn app(hub: Hub) -> Router {
     let body_limit = hub.config().limits.max_body_bytes;
     http::routes()
         .route("/api/ws", get(ws::handler))
-        .fallback(|| async { http::not_found_route() })
+        .fallback(http::assets::serve)
         .method_not_allowed_fallback(|| async { http::ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(body_limit))
         .with_state(hub)

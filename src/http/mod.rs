@@ -3,6 +3,7 @@
 //! Handlers parse input into domain types, call one hub method, and shape the
 //! answer. They hold no state of their own and never see a lock.
 
+pub mod assets;
 mod error;
 
 use axum::{

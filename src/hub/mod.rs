@@ -207,7 +207,7 @@ fn new_sid() -> Box<str> {
     let mut bytes = [0u8; 16];
     // The OS CSPRNG failing is not recoverable for a server that issues secrets.
     getrandom::fill(&mut bytes).expect("OS random number generator is unavailable");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex(&bytes).into()
 }
 
 impl Hub {

@@ -216,3 +216,31 @@ async fn up_messages_are_strict() {
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
 }
+
+#[tokio::test]
+async fn the_web_client_is_served_and_api_404s_stay_json() {
+    // Issue 4: assets at `/`; unknown `/api/*` is still the API's JSON 404 (R3).
+    let s = TestServer::spawn().await;
+    let page = s.http.get(s.url("/")).send().await.expect("request");
+    assert_eq!(page.status(), StatusCode::OK);
+    let content_type = page.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(content_type.starts_with("text/html"), "{content_type}");
+    let etag = page.headers()["etag"].clone();
+    assert!(page.text().await.expect("body").contains("<html"));
+    let again = s
+        .http
+        .get(s.url("/"))
+        .header("if-none-match", etag)
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(again.status(), StatusCode::NOT_MODIFIED);
+    let (status, body) = s.call(Method::GET, "/api/nothing-here", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body["error"].is_string());
+    let (status, _) = s.call(Method::GET, "/no-such-file.js", None, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
