@@ -283,10 +283,15 @@ export function createView(actions) {
         { class: 'topic-item', 'data-topic': name },
         h(
           'button',
-          { type: 'button', class: 'link topic-name', 'aria-label': `Open topic ${name}`, onclick: () => actions.openTopic(name) },
+          {
+            type: 'button',
+            class: `link topic-name${joined ? ' joined' : ''}`,
+            'aria-label': `Open topic ${name}`,
+            title: joined ? `#${name} · you are a member` : `#${name}`,
+            onclick: () => actions.openTopic(name),
+          },
           `#${name}`,
         ),
-        joined ? h('span', { class: 'tag joined' }, 'joined') : null,
         h('span', { class: 'topic-actions' }, topicButtons(name, joined)),
       );
     });
