@@ -72,6 +72,18 @@ pub struct Memory {
     pub bench_kib: Option<u64>,
 }
 
+/// CPU seconds used during the measured phase (sockets open → end), and the
+/// wall time of that phase: on a shared 2-core box this says who was busy.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Cpu {
+    pub wall_s: f64,
+    pub server_s: Option<f64>,
+    pub bench_s: Option<f64>,
+    /// Server CPU microseconds per unique delivery (p2p, fanout, offline).
+    pub server_us_per_delivery: Option<f64>,
+    pub bench_us_per_delivery: Option<f64>,
+}
+
 /// One scenario's numbers.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Report {
@@ -112,6 +124,7 @@ pub struct Report {
     pub latency_last_recipient: Latency,
 
     pub memory: Memory,
+    pub cpu: Cpu,
     pub pongs: u64,
     pub pong_acks: u64,
     pub pings: u64,
@@ -211,6 +224,26 @@ impl Report {
             self.sockets,
             kib(m.bench_kib)
         );
+        let pct = |v: Option<f64>| {
+            v.map(|c| format!("{:.0}%", 100.0 * c / self.cpu.wall_s.max(1e-9)))
+                .unwrap_or_else(|| "?".into())
+        };
+        let _ = writeln!(
+            s,
+            "cpu          over {:.1} s: server {} of one core, im-bench {} (2 cores = 200%)",
+            self.cpu.wall_s,
+            pct(self.cpu.server_s),
+            pct(self.cpu.bench_s)
+        );
+        if let (Some(a), Some(b)) = (
+            self.cpu.server_us_per_delivery,
+            self.cpu.bench_us_per_delivery,
+        ) {
+            let _ = writeln!(
+                s,
+                "cpu/delivery server {a:.2} µs, im-bench {b:.2} µs (CPU time, whole phase incl. sockets and heartbeats)"
+            );
+        }
         if !self.closes.is_empty() || self.reconnects > 0 {
             let _ = writeln!(
                 s,

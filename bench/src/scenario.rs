@@ -464,6 +464,8 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
     let pb = bar(env, n as u64, "connect");
     let t_connect = Instant::now();
     let connect_us = now_us();
+    let me = std::process::id();
+    let cpu0 = (server.pid.and_then(sys::cpu_secs), sys::cpu_secs(me));
     let handles: Vec<_> = (0..n)
         .map(|i| {
             let c = Client {
@@ -568,7 +570,16 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
     }
     mem.end_kib = server.rss_kib();
     mem.peak_kib = server.hwm_kib();
-    mem.bench_kib = sys::rss_kib(std::process::id());
+    mem.bench_kib = sys::rss_kib(me);
+    let cpu = crate::report::Cpu {
+        wall_s: t_connect.elapsed().as_secs_f64(),
+        server_s: cpu0
+            .0
+            .zip(server.pid.and_then(sys::cpu_secs))
+            .map(|(a, b)| b - a),
+        bench_s: cpu0.1.zip(sys::cpu_secs(me)).map(|(a, b)| b - a),
+        ..Default::default()
+    };
     ctl.stop.cancel();
     let mut outcomes = Vec::with_capacity(n);
     for h in handles {
@@ -650,6 +661,7 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
         latency: Latency::from_hist(&shared.latency()),
         latency_last_recipient: Latency::from_hist(&shared.last_recipient_latency()),
         memory: mem,
+        cpu,
         pongs: shared.pongs.load(Relaxed),
         pong_acks: shared.acks_sent.load(Relaxed),
         pings: shared.pings_sent.load(Relaxed),
@@ -673,6 +685,11 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
         && connected > 0
     {
         r.memory.per_socket_only_kib = Some(c.saturating_sub(l) as f64 / connected as f64);
+    }
+    if r.received_unique > 0 {
+        let per = |c: Option<f64>| c.map(|c| c * 1e6 / r.received_unique as f64);
+        r.cpu.server_us_per_delivery = per(r.cpu.server_s);
+        r.cpu.bench_us_per_delivery = per(r.cpu.bench_s);
     }
     judge(&mut r, kind);
     Ok(r)
