@@ -79,7 +79,9 @@ export async function startServer({ port } = {}) {
     child = spawn(serverBinary(), [], {
       cwd, // no config.yaml here: defaults plus the variables below
       env: {
-        ...process.env,
+        // The server reads every HUAYI_* variable as a setting and refuses
+        // unknown ones, so this harness's own (HUAYI_BIN, HUAYI_URL) stay out.
+        ...Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('HUAYI_'))),
         HUAYI_LISTEN: `127.0.0.1:${port}`,
         HUAYI_HEARTBEAT__PONG_INTERVAL: '1s',
         HUAYI_HEARTBEAT__IDLE_TIMEOUT: '10s',
