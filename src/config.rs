@@ -20,6 +20,9 @@ pub struct Config {
     pub heartbeat: Heartbeat,
     pub offline: Offline,
     pub limits: Limits,
+    pub rate_limits: RateLimits,
+    pub cors: Cors,
+    pub metrics: Metrics,
     pub log: Log,
     /// How long shutdown waits for sockets and requests before exiting anyway.
     #[serde(deserialize_with = "duration")]
@@ -73,6 +76,46 @@ pub struct Limits {
     pub fanout_chunk: usize,
     /// tungstenite read buffer per socket (its default is 128 KiB).
     pub ws_read_buffer: usize,
+    /// Open WebSockets over all clients; more handshakes get 503.
+    pub max_sockets: usize,
+    /// Open WebSockets per client IP; more handshakes get 429.
+    pub max_sockets_per_ip: usize,
+    /// A client must send a request's headers within this time, else the
+    /// connection is closed (slowloris).
+    #[serde(deserialize_with = "duration")]
+    pub header_read_timeout: Duration,
+    /// A request, body included, must be handled within this time, else 408.
+    #[serde(deserialize_with = "duration")]
+    pub request_timeout: Duration,
+}
+
+/// Token buckets: `*_per_second` refill, `*_burst` capacity; 0 turns one off.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimits {
+    /// `POST /api/login` per client IP.
+    pub logins_per_second: f64,
+    pub login_burst: u32,
+    /// `POST /api/messages` per user.
+    pub messages_per_second: f64,
+    pub message_burst: u32,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Cors {
+    /// Origins allowed to call the API from a browser, e.g.
+    /// `["https://chat.example.com"]`; empty turns CORS off.
+    pub allow_origins: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Metrics {
+    /// Serve `GET /metrics` on the main listener.
+    pub enabled: bool,
+    /// Also (or only, with `enabled: false`) serve it on this address.
+    pub listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -82,6 +125,8 @@ pub struct Log {
     pub level: String,
     /// `text` or `json`.
     pub format: LogFormat,
+    /// One line per HTTP request (method, route, status, duration).
+    pub requests: bool,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
@@ -98,6 +143,9 @@ impl Default for Config {
             heartbeat: Heartbeat::default(),
             offline: Offline::default(),
             limits: Limits::default(),
+            rate_limits: RateLimits::default(),
+            cors: Cors::default(),
+            metrics: Metrics::default(),
             log: Log::default(),
             shutdown_grace: Duration::from_secs(10),
         }
@@ -136,6 +184,30 @@ impl Default for Limits {
             max_users: 1_000_000,
             fanout_chunk: 2048,
             ws_read_buffer: 4096,
+            max_sockets: 100_000,
+            max_sockets_per_ip: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl Default for RateLimits {
+    fn default() -> Self {
+        Self {
+            logins_per_second: 2.0,
+            login_burst: 30,
+            messages_per_second: 20.0,
+            message_burst: 200,
+        }
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: None,
         }
     }
 }
@@ -145,6 +217,7 @@ impl Default for Log {
         Self {
             level: "info".into(),
             format: LogFormat::Text,
+            requests: true,
         }
     }
 }
@@ -217,11 +290,25 @@ impl Config {
             ),
             ("limits.max_to", self.limits.max_to == 0),
             ("limits.fanout_chunk", self.limits.fanout_chunk == 0),
+            (
+                "limits.header_read_timeout",
+                self.limits.header_read_timeout.is_zero(),
+            ),
+            (
+                "limits.request_timeout",
+                self.limits.request_timeout.is_zero(),
+            ),
         ];
-        match positive.iter().find(|(_, zero)| *zero) {
-            Some((key, _)) => Err(ConfigError(format!("{key} must be greater than zero"))),
-            None => Ok(()),
+        if let Some((key, _)) = positive.iter().find(|(_, zero)| *zero) {
+            return Err(ConfigError(format!("{key} must be greater than zero")));
         }
+        let r = &self.rate_limits;
+        if !(r.logins_per_second >= 0.0 && r.messages_per_second >= 0.0) {
+            return Err(ConfigError(
+                "rate_limits rates must be 0 (off) or positive".into(),
+            ));
+        }
+        Ok(())
     }
 }
 

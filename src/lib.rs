@@ -11,78 +11,94 @@
 
 pub mod config;
 pub mod domain;
+pub mod guard;
 pub mod http;
 pub mod hub;
+pub mod metrics;
 pub mod protocol;
+mod server;
 pub mod ws;
 
-use std::{future::Future, net::SocketAddr, time::Duration};
+use std::sync::Arc;
 
-use axum::{Router, extract::DefaultBodyLimit, routing::get};
-use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
+use axum::{
+    Router,
+    extract::{DefaultBodyLimit, FromRef, State},
+    middleware,
+    routing::get,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::Config;
 pub use hub::Hub;
+pub use server::serve;
+
+/// What every handler may reach: the hub (all IM state), the edge guard
+/// (abuse limits) and the HTTP figures. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub hub: Hub,
+    pub guard: Arc<guard::Guard>,
+    pub http: Arc<metrics::HttpMetrics>,
+}
+
+impl FromRef<AppState> for Hub {
+    fn from_ref(state: &AppState) -> Hub {
+        state.hub.clone()
+    }
+}
 
 /// Lower-case hex of `bytes` (session ids, ETags).
 pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The whole HTTP surface over a hub.
-pub fn app(hub: Hub) -> Router {
-    let body_limit = hub.config().limits.max_body_bytes;
-    http::routes()
+/// The whole HTTP surface.
+pub fn app(state: AppState) -> Router {
+    let config = state.hub.config();
+    let mut router = http::routes()
         .route("/api/ws", get(ws::handler))
         .fallback(http::assets::serve)
-        .method_not_allowed_fallback(|| async { http::ApiError::MethodNotAllowed })
-        .layer(DefaultBodyLimit::max(body_limit))
-        .with_state(hub)
-}
-
-/// Serves on `listener` until `signal` resolves, then shuts down gracefully
-/// (R31): stops accepting, closes every socket with 1001, lets in-flight
-/// requests finish, and returns within `shutdown_grace`.
-pub async fn serve(
-    listener: TcpListener,
-    config: Config,
-    signal: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let shutdown = CancellationToken::new();
-    let grace = config.shutdown_grace;
-    let sweep_every =
-        (config.offline.ttl / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
-    let hub = Hub::new(config, shutdown.clone());
-    let sweeper = tokio::spawn(hub.clone().run_sweeper(sweep_every));
-    tracing::info!(addr = %listener.local_addr()?, "listening on {}", listener.local_addr()?);
-
-    let stop = shutdown.clone();
-    let server = axum::serve(
-        listener,
-        app(hub.clone()).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
-        signal.await;
-        tracing::info!("shutting down");
-        stop.cancel();
-    });
-    let server = tokio::spawn(async move { server.await });
-
-    shutdown.cancelled().await;
-    let sockets = hub.sockets().clone();
-    sockets.close();
-    let drained = tokio::time::timeout(grace, async {
-        let _ = server.await;
-        sockets.wait().await;
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            ?grace,
-            "shutdown grace period over; exiting with work in flight"
+        .method_not_allowed_fallback(|| async { http::ApiError::MethodNotAllowed });
+    if config.metrics.enabled {
+        router = router.route("/metrics", get(serve_metrics));
+    }
+    router = router
+        .layer(middleware::from_fn_with_state(state.clone(), http::observe))
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes));
+    if !config.cors.allow_origins.is_empty() {
+        let origins = config
+            .cors
+            .allow_origins
+            .iter()
+            .filter_map(|o| o.parse().ok())
+            .collect::<Vec<_>>();
+        router = router.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods(tower_http::cors::Any)
+                .allow_headers([
+                    axum::http::header::AUTHORIZATION,
+                    axum::http::header::CONTENT_TYPE,
+                ]),
         );
     }
-    let _ = sweeper.await;
-    Ok(())
+    router.with_state(state)
+}
+
+/// `/metrics` alone, for `metrics.listen`.
+fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(serve_metrics))
+        .with_state(state)
+}
+
+async fn serve_metrics(State(state): State<AppState>) -> impl axum::response::IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        metrics::render(&state.hub, &state.guard, &state.http),
+    )
 }

@@ -25,7 +25,9 @@ use futures_util::{
 use serde::Deserialize;
 
 use crate::{
-    http::{ApiError, bearer},
+    AppState,
+    guard::SocketRefusal,
+    http::{ApiError, ClientIp, bearer},
     hub::{Conn, Hub},
     protocol::{ClientFrame, ServerFrame, close},
 };
@@ -42,7 +44,8 @@ pub struct WsQuery {
 
 /// `GET /api/ws?sid=...`: authenticates before upgrading (R21).
 pub async fn handler(
-    State(hub): State<Hub>,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     Query(query): Query<WsQuery>,
     headers: HeaderMap,
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
@@ -50,6 +53,7 @@ pub async fn handler(
     let Some(sid) = query.sid.or_else(|| bearer(&headers).map(str::to_owned)) else {
         return ApiError::Unauthorized("pass the session id as `?sid=`".into()).into_response();
     };
+    let hub = state.hub;
     if hub.authenticate(&sid).is_none() {
         return ApiError::Unauthorized("session is unknown or was ended; log in again".into())
             .into_response();
@@ -61,6 +65,22 @@ pub async fn handler(
                 .into_response();
         }
     };
+    let permit = match state.guard.socket(ip) {
+        Ok(p) => p,
+        Err(SocketRefusal::ServerFull) => {
+            return ApiError::Unavailable(
+                "the server holds all the sockets it can; retry later".into(),
+            )
+            .into_response();
+        }
+        Err(SocketRefusal::TooManyFromIp) => {
+            return ApiError::TooManyRequests {
+                message: "too many sockets from your address".into(),
+                retry_after: Duration::from_secs(10),
+            }
+            .into_response();
+        }
+    };
     let limits = &hub.config().limits;
     upgrade
         .read_buffer_size(limits.ws_read_buffer)
@@ -70,6 +90,7 @@ pub async fn handler(
         .on_upgrade(move |socket| {
             let tracker = hub.sockets().clone();
             tracker.track_future(async move {
+                let _permit = permit;
                 // The sid may have been revoked during the handshake.
                 match hub.connect(&sid) {
                     Some(conn) => run(hub, socket, conn).await,
@@ -83,13 +104,13 @@ pub async fn handler(
 }
 
 async fn run(hub: Hub, socket: WebSocket, conn: Arc<Conn>) {
-    tracing::debug!(user = %conn.name(), "socket open");
+    tracing::info!(user = %conn.name(), "socket open");
     let (sink, stream) = socket.split();
     let writer = tokio::spawn(write_loop(hub.clone(), sink, conn.clone()));
     read_loop(&hub, stream, &conn).await;
     hub.socket_ended(&conn);
     let _ = writer.await;
-    tracing::debug!(user = %conn.name(), code = ?conn.close_code(), "socket closed");
+    tracing::info!(user = %conn.name(), code = conn.close_code().unwrap_or(1000), "socket closed");
 }
 
 async fn read_loop(hub: &Hub, mut stream: SplitStream<WebSocket>, conn: &Conn) {

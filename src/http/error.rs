@@ -1,8 +1,10 @@
 //! The one API error type and its one mapping to a status (R3).
 
+use std::time::Duration;
+
 use axum::{
     Json,
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 
@@ -20,6 +22,13 @@ pub enum ApiError {
     Conflict(String),
     TooLarge(String),
     Unavailable(String),
+    /// 429 with `Retry-After` in whole seconds.
+    TooManyRequests {
+        message: String,
+        retry_after: Duration,
+    },
+    /// 408: the request (body included) took longer than `limits.request_timeout`.
+    Timeout,
 }
 
 impl ApiError {
@@ -33,6 +42,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 }
@@ -40,6 +51,12 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let retry_after = match &self {
+            Self::TooManyRequests { retry_after, .. } => {
+                Some(retry_after.as_secs_f64().ceil().max(1.0))
+            }
+            _ => None,
+        };
         let error = match self {
             Self::BadRequest(m)
             | Self::Unauthorized(m)
@@ -49,8 +66,16 @@ impl IntoResponse for ApiError {
             | Self::TooLarge(m)
             | Self::Unavailable(m) => m,
             Self::MethodNotAllowed => "method not allowed on this route".into(),
+            Self::TooManyRequests { message, .. } => message,
+            Self::Timeout => "the request took too long to arrive or to handle".into(),
         };
-        (status, Json(ErrorBody { error })).into_response()
+        let mut response = (status, Json(ErrorBody { error })).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs as u64));
+        }
+        response
     }
 }
 

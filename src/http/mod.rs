@@ -6,11 +6,18 @@
 pub mod assets;
 mod error;
 
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
 use axum::{
     Json, Router,
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Path, Query, Request},
+    extract::{
+        ConnectInfo, FromRef, FromRequest, FromRequestParts, MatchedPath, Path, Query, Request,
+        State,
+    },
     http::{HeaderMap, header, request::Parts},
+    middleware::Next,
+    response::{IntoResponse, Response},
     routing::{any, delete, get, post},
 };
 use serde::{Deserialize, de::DeserializeOwned};
@@ -18,6 +25,7 @@ use serde::{Deserialize, de::DeserializeOwned};
 pub use error::ApiError;
 
 use crate::{
+    AppState,
     domain::{MessageLimits, Name, Outgoing},
     hub::{Hub, Session},
     protocol::{
@@ -27,7 +35,7 @@ use crate::{
 };
 
 /// The API routes, without the WebSocket (see [`crate::ws`]).
-pub fn routes() -> Router<Hub> {
+pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/healthz", any(healthz))
         .route("/api/healthz", any(healthz))
@@ -38,6 +46,15 @@ pub fn routes() -> Router<Hub> {
         .route("/api/topics/{topic}", delete(delete_topic))
         .route("/api/topics/{topic}/actions/{action}", post(topic_action))
         .route("/api/messages", post(send_message))
+        .route("/api/openapi.json", get(openapi))
+}
+
+/// This API's own OpenAPI 3 document, as implemented (`docs/openapi.json`).
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../../docs/openapi.json"),
+    )
 }
 
 async fn healthz() -> Json<serde_json::Value> {
@@ -61,10 +78,14 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 #[derive(Debug)]
 pub struct Auth(pub Session);
 
-impl FromRequestParts<Hub> for Auth {
+impl<S: Send + Sync> FromRequestParts<S> for Auth
+where
+    Hub: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, ApiError> {
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let hub = Hub::from_ref(state);
         let sid = bearer(&parts.headers).ok_or_else(|| {
             ApiError::Unauthorized("log in first: send `Authorization: Bearer <sid>`".into())
         })?;
@@ -79,12 +100,15 @@ impl FromRequestParts<Hub> for Auth {
 #[derive(Debug)]
 pub struct JsonBody<T>(pub T);
 
-impl<T: DeserializeOwned> FromRequest<Hub> for JsonBody<T> {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T>
+where
+    Hub: FromRef<S>,
+{
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, hub: &Hub) -> Result<Self, ApiError> {
-        let limit = hub.config().limits.max_body_bytes;
-        let bytes = Bytes::from_request(req, hub).await.map_err(|_| {
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let limit = Hub::from_ref(state).config().limits.max_body_bytes;
+        let bytes = Bytes::from_request(req, state).await.map_err(|_| {
             ApiError::TooLarge(format!(
                 "request body is too large or unreadable; the limit is {limit} bytes"
             ))
@@ -100,11 +124,19 @@ fn name(text: &str) -> Result<Name, ApiError> {
 }
 
 async fn login(
-    hub: axum::extract::State<Hub>,
+    State(state): State<AppState>,
+    ClientIp(ip): ClientIp,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    state
+        .guard
+        .login(ip)
+        .map_err(|retry_after| ApiError::TooManyRequests {
+            message: "too many logins from your address; retry later".into(),
+            retry_after,
+        })?;
     let username = name(&req.username)?;
-    let sid = hub.login(&username)?;
+    let sid = state.hub.login(&username)?;
     tracing::info!(user = %username, "login");
     Ok(Json(LoginResponse {
         sid,
@@ -112,7 +144,7 @@ async fn login(
     }))
 }
 
-async fn logout(hub: axum::extract::State<Hub>, Auth(session): Auth) -> Json<serde_json::Value> {
+async fn logout(State(hub): State<Hub>, Auth(session): Auth) -> Json<serde_json::Value> {
     hub.logout(&session);
     tracing::info!(user = %session.name(), "logout");
     ok()
@@ -124,7 +156,7 @@ struct UsersQuery {
 }
 
 async fn users(
-    hub: axum::extract::State<Hub>,
+    State(hub): State<Hub>,
     _auth: Auth,
     query: Result<Query<UsersQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<ListResponse<UserItem>>, ApiError> {
@@ -149,7 +181,7 @@ async fn users(
     }))
 }
 
-async fn list_topics(hub: axum::extract::State<Hub>, _auth: Auth) -> Json<ListResponse<TopicItem>> {
+async fn list_topics(State(hub): State<Hub>, _auth: Auth) -> Json<ListResponse<TopicItem>> {
     let list: Vec<TopicItem> = hub
         .topics()
         .into_iter()
@@ -162,7 +194,7 @@ async fn list_topics(hub: axum::extract::State<Hub>, _auth: Auth) -> Json<ListRe
 }
 
 async fn create_topic(
-    hub: axum::extract::State<Hub>,
+    State(hub): State<Hub>,
     _auth: Auth,
     JsonBody(req): JsonBody<TopicRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -171,7 +203,7 @@ async fn create_topic(
 }
 
 async fn delete_topic(
-    hub: axum::extract::State<Hub>,
+    State(hub): State<Hub>,
     _auth: Auth,
     Path(topic): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -180,7 +212,7 @@ async fn delete_topic(
 }
 
 async fn topic_action(
-    hub: axum::extract::State<Hub>,
+    State(hub): State<Hub>,
     Auth(session): Auth,
     Path((topic, action)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -194,10 +226,18 @@ async fn topic_action(
 }
 
 async fn send_message(
-    hub: axum::extract::State<Hub>,
+    State(state): State<AppState>,
     Auth(session): Auth,
     JsonBody(up): JsonBody<UpMessage>,
 ) -> Result<Json<SendResponse>, ApiError> {
+    let hub = &state.hub;
+    state
+        .guard
+        .message(session.name())
+        .map_err(|retry_after| ApiError::TooManyRequests {
+            message: "you are sending too fast; retry later".into(),
+            retry_after,
+        })?;
     let limits = &hub.config().limits;
     let msg = Outgoing::parse(
         up,
@@ -217,4 +257,51 @@ async fn send_message(
 /// Unknown route (R3).
 pub fn not_found_route() -> ApiError {
     ApiError::NotFound("no such route".into())
+}
+
+/// The client's IP address (unspecified when the router runs without a
+/// listener, as in unit tests).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub IpAddr);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+        Ok(ClientIp(ip))
+    }
+}
+
+/// Around every request: the request timeout (408), the latency histogram by
+/// route, and one log line (method, route template, status, duration; never
+/// the sid or the content).
+pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let start = tokio::time::Instant::now();
+    let method = req.method().clone();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    let config = state.hub.config();
+    let response = tokio::time::timeout(config.limits.request_timeout, next.run(req))
+        .await
+        .unwrap_or_else(|_| ApiError::Timeout.into_response());
+    let elapsed = start.elapsed();
+    let status = response.status().as_u16();
+    state.http.observe(&route, status, elapsed);
+    if config.log.requests {
+        tracing::info!(
+            target: "huayi_im::request",
+            %method,
+            route,
+            status,
+            micros = elapsed.as_micros() as u64,
+            "request"
+        );
+    }
+    response
 }

@@ -120,11 +120,15 @@ impl Mailbox {
         self.entries.front().map(|e| e.expires)
     }
 
-    /// Moves up to `max` frames from the front into `out` (the writer's batch).
-    pub fn take(&mut self, max: usize, out: &mut Vec<Utf8Bytes>) {
+    /// Moves up to `max` frames from the front into `out` (the writer's
+    /// batch), calling `taken` with the expiry of each message (not heartbeats).
+    pub fn take(&mut self, max: usize, out: &mut Vec<Utf8Bytes>, mut taken: impl FnMut(Instant)) {
         let n = max.min(self.entries.len());
         for e in self.entries.drain(..n) {
             self.bytes -= e.frame.len();
+            if !e.control {
+                taken(e.expires);
+            }
             out.push(e.frame);
         }
     }
@@ -160,7 +164,7 @@ mod tests {
 
     fn drain(m: &mut Mailbox) -> Vec<String> {
         let mut out = Vec::new();
-        m.take(usize::MAX, &mut out);
+        m.take(usize::MAX, &mut out, |_| {});
         out.iter().map(|f| f.as_str().to_owned()).collect()
     }
 
@@ -175,7 +179,7 @@ mod tests {
         }
         assert_eq!(m.bytes(), 3);
         let mut first = Vec::new();
-        m.take(2, &mut first);
+        m.take(2, &mut first, |_| {});
         assert_eq!(first, vec!["a", "b"]);
         assert_eq!(drain(&mut m), vec!["c"]);
         assert!(m.is_empty());

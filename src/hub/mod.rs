@@ -79,6 +79,8 @@ pub struct Stats {
     /// Sockets closed with 4004 because their send queue was full.
     pub slow_closes: AtomicU64,
     pub sockets_open: AtomicUsize,
+    /// From acceptance to a writer taking the message off the queue.
+    pub delivery_latency: crate::metrics::Histogram,
 }
 
 /// A cheap, cloneable handle on the shared state.
@@ -337,22 +339,39 @@ impl Hub {
 
     /// Every user who has logged in, or only those online (R9, R23), sorted.
     pub fn users(&self, online_only: bool) -> Vec<String> {
-        let idle = self.0.cfg.heartbeat.idle_timeout.as_millis() as u64;
-        let now = self.now_ms();
-        let all: Vec<Arc<User>> = self.0.users.iter().map(|e| e.value().clone()).collect();
-        let mut names: Vec<String> = all
+        let mut names: Vec<String> = self
+            .all_users()
             .iter()
             .filter(|u| {
-                let st = lock(&u.state);
-                st.logged_in
-                    && (!online_only
-                        || (st.conn.is_some()
-                            && now.saturating_sub(u.activity.load(Relaxed)) <= idle))
+                let logged_in = lock(&u.state).logged_in;
+                logged_in && (!online_only || self.is_online(u))
             })
             .map(|u| u.name.to_string())
             .collect();
         names.sort_unstable();
         names
+    }
+
+    /// Users online now (R23); walks every user, so for scrapes, not hot paths.
+    pub fn online_count(&self) -> usize {
+        self.all_users()
+            .iter()
+            .filter(|u| self.is_online(u))
+            .count()
+    }
+
+    /// A socket attached and activity within the idle timeout (R23).
+    fn is_online(&self, user: &User) -> bool {
+        let idle = self.0.cfg.heartbeat.idle_timeout.as_millis() as u64;
+        let quiet = self.now_ms().saturating_sub(user.activity.load(Relaxed));
+        let attached = lock(&user.state).conn.is_some();
+        attached && quiet <= idle
+    }
+
+    /// A snapshot of every user handle, so no map guard is held while locking
+    /// users (see the lock order above).
+    fn all_users(&self) -> Vec<Arc<User>> {
+        self.0.users.iter().map(|e| e.value().clone()).collect()
     }
 
     // ---- topics (R10–R13) ----
@@ -445,7 +464,7 @@ impl Hub {
             m.map.drain().map(|(_, u)| u).collect()
         };
         // Former members who quit may still hold queued messages of the topic.
-        let everyone: Vec<Arc<User>> = self.0.users.iter().map(|e| e.value().clone()).collect();
+        let everyone = self.all_users();
         for user in &everyone {
             let mut st = lock(&user.state);
             let removed = st.mailbox.drop_topic(topic.id);
@@ -642,7 +661,7 @@ impl Hub {
         }
         // Evict a little extra so a full store is not rescanned per message.
         let target = cap - cap / 16;
-        let users: Vec<Arc<User>> = self.0.users.iter().map(|e| e.value().clone()).collect();
+        let users = self.all_users();
         let mut heap = BinaryHeap::new();
         for (i, user) in users.iter().enumerate() {
             let st = lock(&user.state);
@@ -712,7 +731,12 @@ impl Hub {
         let mut st = lock(&conn.user.state);
         match &st.conn {
             Some(c) if c.id == conn.id => {
-                st.mailbox.take(max, out);
+                let now = Instant::now();
+                let ttl = self.0.cfg.offline.ttl;
+                let latency = &self.0.stats.delivery_latency;
+                st.mailbox.take(max, out, |accepted_plus_ttl| {
+                    latency.observe(now.saturating_duration_since(accepted_plus_ttl - ttl));
+                });
                 self.0
                     .stats
                     .frames_written
@@ -770,7 +794,7 @@ impl Hub {
     /// addressed, in no topic and have nothing queued.
     pub fn sweep(&self) {
         let now = Instant::now();
-        let users: Vec<Arc<User>> = self.0.users.iter().map(|e| e.value().clone()).collect();
+        let users = self.all_users();
         let mut ghosts = Vec::new();
         for user in users {
             let mut st = lock(&user.state);
@@ -968,6 +992,7 @@ mod tests {
             .expect("sent");
         let mut out = Vec::new();
         assert!(hub.take(&conn, 10, &mut out));
+        assert_eq!(hub.stats().delivery_latency.count(), 2);
         let texts: Vec<&str> = out.iter().map(|f| f.as_str()).collect();
         assert!(
             texts[0].contains("\"one\"") && texts[1].contains("\"two\""),

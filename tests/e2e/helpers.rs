@@ -21,13 +21,16 @@ pub const PATIENCE: Duration = Duration::from_secs(10);
 pub struct TestServer {
     pub addr: SocketAddr,
     pub http: reqwest::Client,
-    stop: Option<oneshot::Sender<()>>,
+    stop: std::sync::Mutex<Option<oneshot::Sender<()>>>,
     task: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-/// Settings for tests: heartbeats out of the way unless a test asks for them.
+/// Settings for tests: heartbeats and rate limits out of the way unless a
+/// test asks for them.
 pub fn test_config() -> Config {
     let mut c = Config::default();
+    c.rate_limits.logins_per_second = 0.0;
+    c.rate_limits.messages_per_second = 0.0;
     c.heartbeat.pong_interval = Duration::from_secs(3600);
     c.heartbeat.idle_timeout = Duration::from_secs(3600);
     c.shutdown_grace = Duration::from_secs(5);
@@ -53,7 +56,7 @@ impl TestServer {
         Self {
             addr,
             http: reqwest::Client::new(),
-            stop: Some(stop),
+            stop: std::sync::Mutex::new(Some(stop)),
             task: Some(task),
         }
     }
@@ -62,11 +65,17 @@ impl TestServer {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Sends SIGTERM's equivalent and waits for `serve` to return.
-    pub async fn stop(mut self) -> std::io::Result<()> {
-        if let Some(stop) = self.stop.take() {
+    /// Sends SIGTERM's equivalent.
+    pub fn begin_shutdown(&self) {
+        let stop = self.stop.lock().map(|mut s| s.take());
+        if let Ok(Some(stop)) = stop {
             let _ = stop.send(());
         }
+    }
+
+    /// Sends SIGTERM's equivalent and waits for `serve` to return.
+    pub async fn stop(mut self) -> std::io::Result<()> {
+        self.begin_shutdown();
         let task = self.task.take().expect("running");
         tokio::time::timeout(PATIENCE, task)
             .await

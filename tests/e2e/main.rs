@@ -2,6 +2,7 @@
 //! HTTP and real WebSocket. Each test names the SPEC rule it pins.
 
 mod api;
+mod hardening;
 mod helpers;
 mod messaging;
 mod offline;
