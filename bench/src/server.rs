@@ -60,7 +60,9 @@ impl Server {
             std::fs::File::create(&log).context(format!("creating {}", log.display()))?;
         let mut cmd = Command::new(bin);
         cmd.arg("--listen").arg(&addr);
-        for s in sets {
+        // A load generator is one abusive-looking client: lift the server's
+        // abuse limits (rate limits, sockets per IP) before the caller's --set.
+        for s in LOAD_TEST_SETTINGS.iter().copied().chain(sets.iter().map(String::as_str)) {
             cmd.arg("--set").arg(s);
         }
         // A per-request info log would be measured as server cost; keep the
@@ -130,3 +132,11 @@ impl Server {
         }
     }
 }
+
+/// Settings every spawned server gets first; `--set` may override them.
+const LOAD_TEST_SETTINGS: &[&str] = &[
+    "rate_limits.logins_per_second=0",
+    "rate_limits.messages_per_second=0",
+    "limits.max_sockets_per_ip=100000",
+    "log.requests=false",
+];
