@@ -13,8 +13,26 @@ const DIRECTORY_EVERY_MS = 10000;
 const store = createStore();
 const api = createApi({
   getSid: () => store.state.session && store.state.session.sid,
-  onUnauthorized: () => endSession('Your session has ended (signed out, or signed in somewhere else). Please sign in again.'),
+  onUnauthorized: () => sessionRefused(),
 });
+
+/**
+ * An HTTP 401. If the socket is open, its close frame (4001 replaced, 4002
+ * logged out) usually follows within moments and tells the precise reason,
+ * so give it that long before saying something vaguer.
+ */
+let refusedTimer = null;
+function sessionRefused() {
+  if (refusedTimer || !store.state.session) return;
+  const sid = store.state.session.sid;
+  const wait = conn && conn.open ? 1500 : 0;
+  refusedTimer = setTimeout(() => {
+    refusedTimer = null;
+    if (store.state.session && store.state.session.sid === sid) {
+      endSession('Your session has ended (signed out, or signed in somewhere else). Please sign in again.');
+    }
+  }, wait);
+}
 
 let conn = null;
 let directoryTimer = null;
@@ -128,8 +146,8 @@ function connect() {
     sid,
     username,
     onFrame,
-    onStatus: (status, retryAt) => {
-      if (conn === c) store.setConn(status, retryAt);
+    onStatus: (status, retryAt, closeCode) => {
+      if (conn === c) store.setConn(status, retryAt, closeCode);
     },
     onEnded: (code) => {
       if (conn === c) socketEnded(code);

@@ -25,7 +25,7 @@ export const CLOSE = {
  * @param {string} o.sid
  * @param {string} o.username
  * @param {(frame: object) => void} o.onFrame  chat and system frames
- * @param {(status: string, retryAt?: number) => void} o.onStatus
+ * @param {(status: string, retryAt?: number, closeCode?: number) => void} o.onStatus
  * @param {(code: number) => void} o.onEnded  the server ended the session (4001/4002)
  * @param {() => Promise<boolean>} o.sessionValid  asked before reconnecting after a failure
  */
@@ -146,7 +146,7 @@ export function createConnection({ sid, username, onFrame, onStatus, onEnded, se
     }
     attempt += 1;
     const retryAt = Date.now() + delay;
-    onStatus('reconnecting', retryAt);
+    onStatus('reconnecting', retryAt, code);
     retryTimer = setTimeout(async () => {
       retryTimer = null;
       if (stopped) return;

@@ -144,8 +144,8 @@ export function createStore(storage = window.localStorage) {
       storage.removeItem(SESSION_KEY);
       changed();
     },
-    setConn(status, retryAt = 0) {
-      state.conn = { status, retryAt };
+    setConn(status, retryAt = 0, closeCode = state.conn.closeCode) {
+      state.conn = { status, retryAt, closeCode };
       changed();
     },
     toast(text, kind = 'error') {

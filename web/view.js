@@ -172,9 +172,11 @@ export function createView(actions) {
     const el = $('conn');
     const { status, retryAt } = s.conn;
     el.dataset.status = status;
+    if (s.conn.closeCode) el.dataset.closeCode = String(s.conn.closeCode); // why the last socket closed
     let text = CONN_TEXT[status] || status;
     if (status === 'reconnecting' && retryAt > Date.now()) {
       text = `Reconnecting in ${Math.ceil((retryAt - Date.now()) / 1000)} s…`;
+      if (s.conn.closeCode === 1001) text = `Server restarting · ${text}`;
     }
     el.replaceChildren(h('span', { class: 'dot', 'aria-hidden': 'true' }), text);
     if (status === 'reconnecting' || status === 'elsewhere') {
@@ -206,7 +208,9 @@ export function createView(actions) {
     $('conv-empty').hidden = list.length > 0;
     const items = list.map((c) => {
       const last = c.messages[c.messages.length - 1];
-      const preview = last ? (last.system ? last.content : `${last.mine ? 'You' : last.from}: ${last.content}`) : '';
+      let preview = '';
+      if (last && (last.system || (c.kind === 'user' && !last.mine))) preview = last.content;
+      else if (last) preview = `${last.mine ? 'You' : last.from}: ${last.content}`;
       const label = c.kind === 'topic' ? `#${c.name}` : c.name;
       const online = c.kind === 'user' && s.users.some((u) => u.username === c.name && u.online);
       return h(

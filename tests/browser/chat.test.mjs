@@ -115,19 +115,19 @@ describe('web client', () => {
 
   scenario('two people chat one-to-one', async () => {
     const alice = uniq('alice');
-    const bob = uniq('bob');
+    const bruno = uniq('bruno');
     const a = await newPerson();
     const b = await newPerson();
     await signIn(a, alice);
-    await signIn(b, bob);
+    await signIn(b, bruno);
 
-    await openChatWith(a, bob);
-    await say(a, 'Hello Bob, lunch at noon?');
+    await openChatWith(a, bruno);
+    await say(a, 'Hello Bruno, lunch at noon?');
 
-    // Bob gets a new conversation with an unread counter, then reads it.
+    // Bruno gets a new conversation with an unread counter, then reads it.
     await unread(b, `u:${alice}`).filter({ hasText: '1' }).waitFor();
     await openConversation(b, `u:${alice}`);
-    const got = message(b, 'Hello Bob, lunch at noon?');
+    const got = message(b, 'Hello Bruno, lunch at noon?');
     await got.waitFor();
     assert.match(await got.locator('.from').textContent(), new RegExp(alice));
     assert.ok(await got.locator('time').getAttribute('datetime'), 'shows the time sent');
@@ -136,12 +136,12 @@ describe('web client', () => {
     await say(b, 'Sure — see you there.');
     await message(a, 'Sure — see you there.').waitFor();
     // The sender's own copy is kept locally, once (the server does not echo it).
-    assert.equal(await message(a, 'Hello Bob, lunch at noon?').count(), 1);
+    assert.equal(await message(a, 'Hello Bruno, lunch at noon?').count(), 1);
 
     // People list shows both online.
-    await a.page.locator(`.user-item.online[data-user="${bob}"]`).waitFor();
+    await a.page.locator(`.user-item.online[data-user="${bruno}"]`).waitFor();
     await screenshot(a.page, '02-one-to-one-alice');
-    await screenshot(b.page, '02-one-to-one-bob');
+    await screenshot(b.page, '02-one-to-one-bruno');
 
     // Text is text: markup in a message is not interpreted.
     await say(a, '<b>not bold</b> <img src=x onerror=alert(1)>');
@@ -157,7 +157,7 @@ describe('web client', () => {
   scenario('three people in a topic, one mentioned', async () => {
     const topic = uniq('rustaceans');
     const carol = uniq('carol');
-    const dan = uniq('dan');
+    const dan = uniq('daniel');
     const erin = uniq('erin');
     const c = await newPerson();
     const d = await newPerson();
@@ -205,9 +205,52 @@ describe('web client', () => {
     for (const p of [c, d, e]) await p.close();
   });
 
+  scenario('conversations are ordered by the latest message', async () => {
+    const topic = uniq('weekend-hike');
+    const paula = uniq('paula');
+    const quinn = uniq('quinn');
+    const rosa = uniq('rosa');
+    const p = await newPerson();
+    const q = await newPerson();
+    const r = await newPerson();
+    await signIn(p, paula);
+    await signIn(q, quinn);
+    await signIn(r, rosa);
+
+    await p.page.getByLabel('New topic name').fill(topic);
+    await p.page.getByRole('button', { name: 'Create', exact: true }).click();
+    for (const x of [q, r]) {
+      await x.page.getByRole('button', { name: `Join topic ${topic}` }).first().click({ timeout: 15000 });
+    }
+    await say(p, "Who's in for Saturday? Thinking of the ridge trail, 9 am at the station.");
+    await openConversation(q, `t:${topic}`);
+    await say(q, `Count me in. @${rosa} are you coming?`);
+    await openConversation(r, `t:${topic}`);
+    await message(r, 'Count me in').waitFor();
+    await say(r, "Yes! I'll bring snacks.\nAnd the good map.");
+    await message(p, 'bring snacks').waitFor();
+    await openChatWith(r, paula);
+    await say(r, 'Can I borrow your spare poles?');
+
+    const order = () => p.page.locator('.conv-item').evaluateAll((els) => els.map((e) => e.dataset.key));
+    await unread(p, `u:${rosa}`).waitFor();
+    assert.deepEqual(await order(), [`u:${rosa}`, `t:${topic}`], 'newest first');
+    await p.page.locator(`.user-item.online[data-user="${rosa}"]`).waitFor();
+    await screenshot(p.page, '00-overview');
+
+    await openConversation(r, `t:${topic}`);
+    await say(r, 'See you all at 9!');
+    await p.page.waitForFunction(
+      (key) => document.querySelector('.conv-item')?.dataset.key === key,
+      `t:${topic}`,
+    );
+    for (const x of [p, q, r]) clean(x);
+    for (const x of [p, q, r]) await x.close();
+  });
+
   scenario('a person who was offline gets the backlog on signing in', async () => {
-    const fay = uniq('fay');
-    const gus = uniq('gus');
+    const fay = uniq('faye');
+    const gus = uniq('gustav');
     const f = await newPerson();
     await signIn(f, fay);
     await f.page.getByRole('button', { name: 'Sign out' }).click();
@@ -241,7 +284,7 @@ describe('web client', () => {
   });
 
   scenario('signing in elsewhere signs this window out, and it says so', async () => {
-    const hal = uniq('hal');
+    const hal = uniq('hallie');
     const first = await newPerson();
     const second = await newPerson();
     await signIn(first, hal);
@@ -260,9 +303,9 @@ describe('web client', () => {
   });
 
   scenario('deleting a topic shows the notice to its members', async () => {
-    const topic = uniq('doomed');
-    const ivy = uniq('ivy');
-    const jon = uniq('jon');
+    const topic = uniq('book-club');
+    const ivy = uniq('ivan');
+    const jon = uniq('jonas');
     const i = await newPerson();
     const j = await newPerson();
     await signIn(i, ivy);
@@ -300,7 +343,7 @@ describe('web client', () => {
 
   scenario('the socket stays up past the idle timeout by answering pongs', async () => {
     // Server settings in this run: pong every 1 s, idle after 10 s (R22, R23).
-    const kim = uniq('kim');
+    const kim = uniq('kimi');
     const k = await newPerson();
     await signIn(k, kim);
     const opened = await k.page.evaluate(() => performance.now());
@@ -316,8 +359,8 @@ describe('web client', () => {
   });
 
   scenario('on a phone-sized screen one pane shows at a time', async () => {
-    const lee = uniq('lee');
-    const mia = uniq('mia');
+    const lee = uniq('leon');
+    const mia = uniq('mila');
     const m = await newPerson();
     await signIn(m, mia);
     const l = await newPerson({ viewport: { width: 390, height: 780 } });
@@ -345,7 +388,10 @@ describe('web client', () => {
     const nora = uniq('nora');
     const n = await newPerson();
     await signIn(n, nora);
-    const seenReconnecting = n.page.locator('#conn[data-status="reconnecting"]').waitFor({ timeout: 20000 });
+    // Shutdown closes sockets with 1001 (R31); the client says so and redials.
+    const seenReconnecting = n.page
+      .locator('#conn[data-status="reconnecting"][data-close-code="1001"]', { hasText: 'Server restarting' })
+      .waitFor({ timeout: 20000 });
     const code = await server.restart({ downMs: 1500 });
     assert.equal(code, 0, 'SIGTERM ends the server with 0 (R31)');
     await seenReconnecting;

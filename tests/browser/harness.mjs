@@ -20,9 +20,13 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 const ROOT = path.resolve(HERE, '../..');
 export const ARTIFACTS = path.join(HERE, 'artifacts');
 
-/** A short unique suffix, so names never collide with an earlier run. */
+/**
+ * Names for people and topics. A server this run started is fresh, so plain
+ * names do; a server given by HUAYI_URL may have seen them already, so they
+ * get a short suffix unique to this run.
+ */
 const RUN = Date.now().toString(36).slice(-5);
-export const uniq = (base) => `${base}_${RUN}`;
+export const uniq = (base) => (process.env.HUAYI_URL ? `${base}_${RUN}` : base);
 
 export function serverBinary() {
   if (process.env.HUAYI_BIN) return process.env.HUAYI_BIN;
