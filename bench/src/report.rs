@@ -386,12 +386,26 @@ pub fn svg(reports: &[Report]) -> String {
             v
         })
         .collect();
+    if curves.is_empty() {
+        return format!(
+            r#"<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">no latency samples</text></svg>{}"#,
+            "\n"
+        );
+    }
     let all: Vec<f64> = curves
         .iter()
         .flat_map(|(_, c)| c.iter().map(|p| p.1))
         .collect();
-    let ymin = all.iter().cloned().fold(f64::MAX, f64::min).max(0.01);
-    let ymax = all.iter().cloned().fold(0.0, f64::max).max(ymin * 10.0);
+    let ymin = all
+        .iter()
+        .cloned()
+        .fold(f64::MAX, f64::min)
+        .clamp(0.01, 1e6);
+    let ymax = all
+        .iter()
+        .cloned()
+        .fold(0.0, f64::max)
+        .clamp(ymin * 10.0, 1e7);
     let (lo, hi) = (ymin.log10().floor(), ymax.log10().ceil());
     let y_of = |ms: f64| top + ph - ph * (ms.max(ymin).log10() - lo) / (hi - lo);
     let colors = [

@@ -62,7 +62,11 @@ impl Server {
         cmd.arg("--listen").arg(&addr);
         // A load generator is one abusive-looking client: lift the server's
         // abuse limits (rate limits, sockets per IP) before the caller's --set.
-        for s in LOAD_TEST_SETTINGS.iter().copied().chain(sets.iter().map(String::as_str)) {
+        for s in LOAD_TEST_SETTINGS
+            .iter()
+            .copied()
+            .chain(sets.iter().map(String::as_str))
+        {
             cmd.arg("--set").arg(s);
         }
         // A per-request info log would be measured as server cost; keep the
