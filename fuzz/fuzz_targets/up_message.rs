@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(msg.from, me);
     assert!(msg.content.len() <= LIMITS.max_content_bytes);
     assert!(msg.to.len() <= LIMITS.max_to);
-    assert!(msg.topic.is_some() || !msg.to.is_empty(), "R16: a recipient");
+    assert!(
+        msg.topic.is_some() || !msg.to.is_empty(),
+        "R16: a recipient"
+    );
     for (i, name) in msg.to.iter().enumerate() {
         assert!(!msg.to[..i].contains(name), "R16: duplicates count once");
         assert!(up.to.iter().any(|raw| raw == name.as_str()));
