@@ -17,9 +17,8 @@ pub const TOPIC_IS_DELETED: &str = "__topic_is_deleted__";
 /// System message topic: the user sent to a topic that does not exist (R17).
 pub const TOPIC_NOT_FOUND: &str = "__topic_not_found__";
 
-/// `POST /api/login` body: `{"username": "alice"}`.
+/// `POST /api/login` body: `{"username": "alice"}`. Other fields are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     pub username: String,
 }
@@ -31,9 +30,8 @@ pub struct LoginResponse {
     pub username: String,
 }
 
-/// `POST /api/topics` body: `{"topic": "rust-lang"}`.
+/// `POST /api/topics` body: `{"topic": "rust-lang"}`. Other fields are ignored.
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct TopicRequest {
     pub topic: String,
 }

@@ -498,6 +498,11 @@ impl Hub {
         };
         let expires = Instant::now() + self.0.cfg.offline.ttl;
         let Some(topic_name) = &msg.topic else {
+            // Make sure every recipient can be kept before delivering to any,
+            // so a full user table refuses the message whole.
+            for to in &msg.to {
+                self.user(to)?;
+            }
             // One-to-one: each recipient sees only itself in `to` (R16).
             for to in &msg.to {
                 let frame = down_frame(&msg, std::slice::from_ref(to), receipt);
@@ -1021,5 +1026,19 @@ mod tests {
         let mut out = Vec::new();
         hub.take(&again, 10, &mut out);
         assert_eq!(out.len(), 3);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_user_table_refuses_a_message_whole() {
+        // R27 spirit: bounded memory; no partial delivery.
+        let hub = hub(|c| c.limits.max_users = 2);
+        let alice = login(&hub, "alice");
+        let mut msg = p2p("alice", "bobby", "x");
+        msg.to.push(name("carol"));
+        assert_eq!(
+            hub.send(&alice, msg).await.err(),
+            Some(HubError::UserCapacity)
+        );
+        assert_eq!(hub.queued(&name("bobby")), 0);
     }
 }
