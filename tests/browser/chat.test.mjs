@@ -341,19 +341,44 @@ describe('web client', () => {
     await j.close();
   });
 
-  scenario('the socket stays up past the idle timeout by answering pongs', async () => {
+  scenario('the heartbeat: pings every 5 s, an ack for every pong, online past the idle timeout', async () => {
     // Server settings in this run: pong every 1 s, idle after 10 s (R22, R23).
     const kim = uniq('kimi');
     const k = await newPerson();
+    const up = [];
+    const down = [];
+    const parse = (payload) => {
+      try {
+        return JSON.parse(String(payload));
+      } catch {
+        return null;
+      }
+    };
+    k.page.on('websocket', (ws) => {
+      ws.on('framesent', (f) => up.push(parse(f.payload)));
+      ws.on('framereceived', (f) => down.push(parse(f.payload)));
+    });
     await signIn(k, kim);
-    const opened = await k.page.evaluate(() => performance.now());
     await k.page.waitForTimeout(12500);
     assert.equal(await k.page.locator('#conn').getAttribute('data-status'), 'online');
-    const r = await fetch(`${server.base}/api/users?online=true`, {
-      headers: { Authorization: `Bearer ${await k.page.evaluate(() => JSON.parse(localStorage.getItem('huayi.session')).sid)}` },
-    });
-    const online = (await r.json()).list.map((u) => u.username);
-    assert.ok(online.includes(kim), `still online after ${Math.round((await k.page.evaluate(() => performance.now())) - opened)} ms`);
+
+    const pings = up.filter((f) => f && f['message-type'] === 'ping');
+    const acksUp = new Set(up.filter((f) => f && f['message-type'] === 'ack').map((f) => f['ack-id']));
+    const pongs = down.filter((f) => f && f['message-type'] === 'pong');
+    const acksDown = new Set(down.filter((f) => f && f['message-type'] === 'ack').map((f) => f['ack-id']));
+    assert.ok(pings.length >= 2 && pings.length <= 4, `a ping every 5 s (${pings.length} in 12.5 s)`);
+    assert.ok(pings.every((f, i) => f.from === kim && f['message-id'] === i + 1), 'pings count up from 1, from me');
+    assert.ok(pings.slice(0, -1).every((f) => acksDown.has(f['message-id'])), 'the server acks each ping');
+    if (!server.external) assert.ok(pongs.length >= 8, `a pong every second (${pongs.length})`);
+    for (const f of pongs.slice(0, -1)) {
+      assert.equal(f.to, kim);
+      assert.ok(acksUp.has(f['message-id']), `pong ${f['message-id']} acked`);
+    }
+
+    // Still online as far as the server is concerned.
+    const sid = await k.page.evaluate(() => JSON.parse(localStorage.getItem('huayi.session')).sid);
+    const r = await fetch(`${server.base}/api/users?online=true`, { headers: { Authorization: `Bearer ${sid}` } });
+    assert.ok((await r.json()).list.some((u) => u.username === kim), 'still listed online');
     clean(k);
     await k.close();
   });
