@@ -144,7 +144,7 @@ fn spec(kind: Kind, o: &Opts, tier: Tier) -> Spec {
     // (users, duration s, rate, senders, messages)
     let (users, dur, rate, senders, messages) = match (kind, tier) {
         (Kind::Connect, Smoke) => (200, 3.0, 0.0, 0, None),
-        (Kind::Connect, Normal) => (5_000, 20.0, 0.0, 0, None),
+        (Kind::Connect, Normal) => (10_000, 30.0, 0.0, 0, None),
         (Kind::Connect, Full) => (15_000, 60.0, 0.0, 0, None),
         (Kind::P2p, Smoke) => (200, 2.0, 500.0, 0, None),
         (Kind::P2p, Normal) => (5_000, 10.0, 2_000.0, 0, None),

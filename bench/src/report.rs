@@ -358,9 +358,29 @@ pub fn summary_table(reports: &[Report]) -> String {
 /// x is the percentile on a log scale of 1/(1−p) (50 %, 90 %, 99 %, …), y is
 /// milliseconds on a log scale.
 pub fn svg(reports: &[Report]) -> String {
-    let (w, h, left, right, top, bottom) = (900.0, 520.0, 70.0, 230.0, 40.0, 60.0);
+    let curves: Vec<(String, &Vec<(f64, f64)>)> = reports
+        .iter()
+        .flat_map(|r| {
+            let mut v = Vec::new();
+            // Offline latency is mostly the time spent offline, by design.
+            if r.latency.samples > 0 && r.scenario != "offline" {
+                v.push((format!("{}: each delivery", r.label), &r.latency.curve));
+            }
+            if r.scenario == "fanout" && r.latency_last_recipient.samples > 0 {
+                v.push((
+                    format!("{}: to the last member", r.label),
+                    &r.latency_last_recipient.curve,
+                ));
+            }
+            v
+        })
+        .collect();
+    if curves.is_empty() {
+        return "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"400\" height=\"40\"><text x=\"10\" y=\"25\">no latency samples</text></svg>\n".into();
+    }
+    let (w, left, right, top, ph) = (900.0, 80.0, 30.0, 40.0, 380.0);
     let pw = w - left - right;
-    let ph = h - top - bottom;
+    let h = top + ph + 60.0 + 18.0 * curves.len() as f64;
     let xmax = 5.0; // 99.999 %
     let x_of = |p: f64| {
         let v = if p >= 100.0 {
@@ -370,28 +390,6 @@ pub fn svg(reports: &[Report]) -> String {
         };
         left + pw * v / xmax
     };
-    let curves: Vec<(String, &Vec<(f64, f64)>)> = reports
-        .iter()
-        .flat_map(|r| {
-            let mut v = Vec::new();
-            if r.latency.samples > 0 {
-                v.push((format!("{} (each delivery)", r.label), &r.latency.curve));
-            }
-            if r.scenario == "fanout" && r.latency_last_recipient.samples > 0 {
-                v.push((
-                    format!("{} (to last member)", r.label),
-                    &r.latency_last_recipient.curve,
-                ));
-            }
-            v
-        })
-        .collect();
-    if curves.is_empty() {
-        return format!(
-            r#"<svg xmlns="http://www.w3.org/2000/svg" width="400" height="40"><text x="10" y="25">no latency samples</text></svg>{}"#,
-            "\n"
-        );
-    }
     let all: Vec<f64> = curves
         .iter()
         .flat_map(|(_, c)| c.iter().map(|p| p.1))
@@ -400,14 +398,14 @@ pub fn svg(reports: &[Report]) -> String {
         .iter()
         .cloned()
         .fold(f64::MAX, f64::min)
-        .clamp(0.01, 1e6);
+        .clamp(0.001, 1e6);
     let ymax = all
         .iter()
         .cloned()
         .fold(0.0, f64::max)
         .clamp(ymin * 10.0, 1e7);
     let (lo, hi) = (ymin.log10().floor(), ymax.log10().ceil());
-    let y_of = |ms: f64| top + ph - ph * (ms.max(ymin).log10() - lo) / (hi - lo);
+    let y_of = |ms: f64| top + ph - ph * (ms.max(10f64.powf(lo)).log10() - lo) / (hi - lo);
     let colors = [
         "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
     ];
@@ -419,7 +417,7 @@ pub fn svg(reports: &[Report]) -> String {
     let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
     let _ = writeln!(
         s,
-        r#"<text x="{left}" y="24" font-size="15">huayi-im end-to-end latency by percentile (im-bench)</text>"#
+        r#"<text x="{left}" y="24" font-size="15">huayi-im send-to-receipt latency by percentile (im-bench; log scales)</text>"#
     );
     for (i, label) in ["0%", "90%", "99%", "99.9%", "99.99%", "99.999%"]
         .iter()
@@ -455,7 +453,7 @@ pub fn svg(reports: &[Report]) -> String {
         s,
         r#"<text x="{}" y="{}" text-anchor="middle">percentile</text>"#,
         left + pw / 2.0,
-        h - 18.0
+        top + ph + 34.0
     );
     for (i, (label, curve)) in curves.iter().enumerate() {
         let c = colors[i % colors.len()];
@@ -468,13 +466,12 @@ pub fn svg(reports: &[Report]) -> String {
             r#"<polyline fill="none" stroke="{c}" stroke-width="2" points="{}"/>"#,
             pts.join(" ")
         );
-        let ly = top + 16.0 * i as f64 + 8.0;
+        let ly = top + ph + 56.0 + 18.0 * i as f64;
         let _ = writeln!(
             s,
-            r#"<line x1="{}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
-            left + pw + 10.0,
-            left + pw + 30.0,
-            left + pw + 35.0,
+            r#"<line x1="{left}" y1="{ly}" x2="{}" y2="{ly}" stroke="{c}" stroke-width="3"/><text x="{}" y="{}">{}</text>"#,
+            left + 24.0,
+            left + 30.0,
             ly + 4.0,
             xml_escape(label)
         );
