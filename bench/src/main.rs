@@ -99,8 +99,9 @@ struct Opts {
     /// Client ping interval like the reference client; 0s = no pings.
     #[arg(long, value_parser = parse_duration, default_value = "5s")]
     ping_interval: Duration,
-    /// How long to wait for outstanding deliveries after the last send.
-    #[arg(long, value_parser = parse_duration, default_value = "15s")]
+    /// How long to wait for outstanding deliveries after the last send;
+    /// whatever has not arrived by then counts as lost.
+    #[arg(long, value_parser = parse_duration, default_value = "30s")]
     drain_timeout: Duration,
     /// Print the reports as JSON on stdout (progress and tables go away).
     #[arg(long)]
