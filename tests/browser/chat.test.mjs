@@ -93,9 +93,22 @@ function scenario(name, fn) {
 const message = (p, text) => p.page.locator('#messages .msg', { hasText: text });
 const unread = (p, key) => p.page.locator(`.conv-item[data-key="${key}"] .badge`);
 
-function clean(p) {
+/** What every page must be at the end of a scenario. */
+async function clean(p) {
   assert.deepEqual(p.foreign, [], 'the client makes no request outside its own server');
   assert.deepEqual(p.errors, [], 'no script errors in the page');
+  // Every visible control has an accessible name (label, aria-label or text).
+  const unnamed = await p.page.evaluate(() =>
+    [...document.querySelectorAll('button, input, textarea')]
+      .filter((el) => el.getClientRects().length > 0)
+      .filter((el) => {
+        const labels = el.labels ? [...el.labels].map((l) => l.textContent).join('') : '';
+        const text = el.tagName === 'BUTTON' ? el.textContent : '';
+        return !`${el.getAttribute('aria-label') || ''}${labels}${text}`.trim();
+      })
+      .map((el) => el.outerHTML.slice(0, 100)),
+  );
+  assert.deepEqual(unnamed, [], 'controls without an accessible name');
 }
 
 // ---- scenarios -------------------------------------------------------------
@@ -109,7 +122,7 @@ describe('web client', () => {
     await p.page.getByRole('button', { name: 'Sign in' }).click();
     await p.page.locator('#login-error', { hasText: '4–30' }).waitFor();
     assert.equal(await p.page.locator('#chat-screen').isVisible(), false);
-    clean(p);
+    await clean(p);
     await p.close();
   });
 
@@ -148,8 +161,8 @@ describe('web client', () => {
     await message(b, '<b>not bold</b>').waitFor();
     assert.equal(await b.page.locator('#messages b, #messages img').count(), 0);
 
-    clean(a);
-    clean(b);
+    await clean(a);
+    await clean(b);
     await a.close();
     await b.close();
   });
@@ -201,7 +214,7 @@ describe('web client', () => {
 
     await screenshot(c.page, '03-topic-carol');
     await screenshot(e.page, '03-topic-mentioned-erin');
-    for (const p of [c, d, e]) clean(p);
+    for (const p of [c, d, e]) await clean(p);
     for (const p of [c, d, e]) await p.close();
   });
 
@@ -244,7 +257,7 @@ describe('web client', () => {
       (key) => document.querySelector('.conv-item')?.dataset.key === key,
       `t:${topic}`,
     );
-    for (const x of [p, q, r]) clean(x);
+    for (const x of [p, q, r]) await clean(x);
     for (const x of [p, q, r]) await x.close();
   });
 
@@ -277,8 +290,8 @@ describe('web client', () => {
     await f.page.reload();
     await connected(f);
     await f.page.locator(`.conv-item[data-key="u:${gus}"]`).waitFor();
-    clean(f);
-    clean(g);
+    await clean(f);
+    await clean(g);
     await f.close();
     await g.close();
   });
@@ -296,8 +309,8 @@ describe('web client', () => {
     // The newer session is the one that works.
     await connected(second);
     assert.equal(await second.page.locator('#chat-screen').isVisible(), true);
-    clean(first);
-    clean(second);
+    await clean(first);
+    await clean(second);
     await first.close();
     await second.close();
   });
@@ -335,8 +348,8 @@ describe('web client', () => {
     await box.press('Enter');
     await i.page.locator('#messages .msg.system.notfound').waitFor();
     await i.page.locator('#messages .msg.failed', { hasText: 'anyone here?' }).waitFor();
-    clean(i);
-    clean(j);
+    await clean(i);
+    await clean(j);
     await i.close();
     await j.close();
   });
@@ -379,7 +392,7 @@ describe('web client', () => {
     const sid = await k.page.evaluate(() => JSON.parse(localStorage.getItem('huayi.session')).sid);
     const r = await fetch(`${server.base}/api/users?online=true`, { headers: { Authorization: `Bearer ${sid}` } });
     assert.ok((await r.json()).list.some((u) => u.username === kim), 'still listed online');
-    clean(k);
+    await clean(k);
     await k.close();
   });
 
@@ -401,8 +414,8 @@ describe('web client', () => {
     await screenshot(l.page, '07-phone-chat');
     await l.page.getByRole('button', { name: 'Back to conversations' }).click();
     await l.page.locator('.sidebar').waitFor();
-    clean(l);
-    clean(m);
+    await clean(l);
+    await clean(m);
     await l.close();
     await m.close();
   });
