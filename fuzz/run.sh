@@ -40,8 +40,8 @@ for t in $targets; do
         status="CRASH (see $log and artifacts/$t/)"
         failed+=("$t")
     fi
-    runs=$(awk -F: '/stat::number_of_executed_units/ {gsub(/ /, "", $2); print $2}' "$log" | tail -1)
-    rate=$(awk -F: '/stat::average_exec_per_sec/ {gsub(/ /, "", $2); print $2}' "$log" | tail -1)
+    runs=$(awk '/stat::number_of_executed_units/ {print $NF}' "$log" | tail -1)
+    rate=$(awk '/stat::average_exec_per_sec/ {print $NF}' "$log" | tail -1)
     runs="${runs:-0}"
     total=$((total + runs))
     printf '%-14s %14s %10s %s\n' "$t" "$runs" "${rate:-?}" "$status"
