@@ -216,6 +216,8 @@ export function createStore(storage = window.localStorage) {
       if (frame.topic) {
         state.joined.add(frame.topic); // we only get topic messages as a member (R18)
         c.deleted = false;
+        // It exists, even if the directory has not been refreshed since.
+        if (!state.topics.includes(frame.topic)) state.topics = [...state.topics, frame.topic].sort();
       }
       if (!isVisible(key)) c.unread += 1;
       changed();
@@ -248,6 +250,7 @@ export function createStore(storage = window.localStorage) {
       if (c.kind === 'topic') {
         state.joined.add(c.name); // sending to a topic joins it (R18)
         c.deleted = false;
+        if (!state.topics.includes(c.name)) state.topics = [...state.topics, c.name].sort();
       }
       changed();
     },

@@ -343,7 +343,7 @@ export function createView(actions) {
       subtitle = user ? (user.online ? 'online' : 'offline') : 'offline · messages wait for them';
     }
     $('conv-subtitle').textContent = subtitle;
-    $('conv-actions').replaceChildren(...(c.kind === 'topic' && !c.deleted && s.topics.includes(c.name) ? topicButtons(c.name, s.joined.has(c.name)) : []));
+    $('conv-actions').replaceChildren(...(c.kind === 'topic' && !c.deleted ? topicButtons(c.name, s.joined.has(c.name)) : []));
 
     // Messages: reuse rows, so a status change does not rebuild the list.
     const ol = $('messages');

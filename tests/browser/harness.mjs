@@ -156,6 +156,7 @@ export async function launchBrowser() {
       '--disable-background-networking',
       '--disable-component-update',
       '--disable-sync',
+      '--disable-dev-shm-usage', // containers often have a small /dev/shm
     ],
   });
 }
