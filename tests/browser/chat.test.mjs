@@ -183,7 +183,7 @@ describe('web client', () => {
     await c.page.getByLabel('New topic name').fill(topic);
     await c.page.getByRole('button', { name: 'Create', exact: true }).click();
     await c.page.locator('#conv-title', { hasText: `#${topic}` }).waitFor();
-    await d.page.getByRole('button', { name: `Join topic ${topic}` }).first().click({ timeout: 20000 }) // the topic list refreshes every 10 s;
+    await d.page.getByRole('button', { name: `Join topic ${topic}` }).first().click({ timeout: 20000 }); // the topic list refreshes every 10 s
     await d.page.getByRole('button', { name: `Quit topic ${topic}` }).first().waitFor();
 
     // Erin is not a member: Carol's mention brings her in (R18).
@@ -233,7 +233,7 @@ describe('web client', () => {
     await p.page.getByLabel('New topic name').fill(topic);
     await p.page.getByRole('button', { name: 'Create', exact: true }).click();
     for (const x of [q, r]) {
-      await x.page.getByRole('button', { name: `Join topic ${topic}` }).first().click({ timeout: 20000 }) // the topic list refreshes every 10 s;
+      await x.page.getByRole('button', { name: `Join topic ${topic}` }).first().click({ timeout: 20000 }); // the topic list refreshes every 10 s
     }
     await say(p, "Who's in for Saturday? Thinking of the ridge trail, 9 am at the station.");
     await openConversation(q, `t:${topic}`);
