@@ -27,14 +27,13 @@ fn integer_ping_ids_are_echoed_exactly() {
 }
 
 #[test]
-#[ignore = "open server bug: enable serde_json's `float_roundtrip` feature, then un-ignore"]
 fn fractional_ping_ids_are_echoed_as_the_same_number() {
     // fuzz target `client_frame`, input
     // `{"message-type":"ping","message-id":-1.5e200}`: the ack said
-    // -1.5000000000000001e200. serde_json's default float parser may be off
-    // by one unit in the last place; its `float_roundtrip` feature makes it
-    // exact. The reference client only sends integers, so this is cosmetic,
-    // but R22 promises the id back as sent.
+    // -1.5000000000000001e200: serde_json's default float parser may be off
+    // by one unit in the last place. Fixed by its `float_roundtrip` feature.
+    // The reference client only sends integers, so this was cosmetic, but
+    // R22 promises the id back as sent.
     // Also `client_frame`: integers beyond 64 bits are read as floats.
     let huge = format!("{}2", "9".repeat(74));
     for raw in ["-1.5e200", "0.1", "2.5", "1e-300", "123456.789", &huge] {
