@@ -1,5 +1,5 @@
 # Huayi IM — the commands the README promises.
-.PHONY: run test e2e lint build
+.PHONY: run test e2e lint build test-browser
 
 # Serve on 0.0.0.0:8080 with built-in defaults (config.yaml / HUAYI_* / flags override).
 run:
@@ -19,3 +19,8 @@ e2e:
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+
+# The web client in headless Debian Chromium via playwright-core (needs
+# `apt-get install chromium`; npm packages come from the lockfile).
+test-browser:
+	tests/browser/run.sh

@@ -8,11 +8,11 @@
 
 use std::{fmt, net::SocketAddr, path::Path, time::Duration};
 
-use serde::{Deserialize, Deserializer, de};
+use serde::{Deserialize, Deserializer, Serialize, Serializer, de};
 use yaml_serde::{Mapping, Value};
 
 /// Everything the server can be told. Field names are the config keys.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address to serve HTTP and WebSocket on.
@@ -25,26 +25,26 @@ pub struct Config {
     pub metrics: Metrics,
     pub log: Log,
     /// How long shutdown waits for sockets and requests before exiting anyway.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub shutdown_grace: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Heartbeat {
     /// Interval between server `pong` frames (R22).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub pong_interval: Duration,
     /// Silence after which a socket is closed with 4003 and its user is offline (R23).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub idle_timeout: Duration,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Offline {
     /// How long a message waits for its recipient (R25).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub ttl: Duration,
     /// Per-user cap on stored messages; the oldest go first (R26).
     pub max_messages_per_user: usize,
@@ -54,7 +54,7 @@ pub struct Offline {
     pub max_bytes_total: usize,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Largest accepted HTTP request body (413 above).
@@ -82,15 +82,15 @@ pub struct Limits {
     pub max_sockets_per_ip: usize,
     /// A client must send a request's headers within this time, else the
     /// connection is closed (slowloris).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub header_read_timeout: Duration,
     /// A request, body included, must be handled within this time, else 408.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "duration", serialize_with = "show_duration")]
     pub request_timeout: Duration,
 }
 
 /// Token buckets: `*_per_second` refill, `*_burst` capacity; 0 turns one off.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
     /// `POST /api/login` per client IP.
@@ -101,7 +101,7 @@ pub struct RateLimits {
     pub message_burst: u32,
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Cors {
     /// Origins allowed to call the API from a browser, e.g.
@@ -109,7 +109,7 @@ pub struct Cors {
     pub allow_origins: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Metrics {
     /// Serve `GET /metrics` on the main listener.
@@ -118,7 +118,7 @@ pub struct Metrics {
     pub listen: Option<SocketAddr>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Log {
     /// `tracing` filter, e.g. `info` or `huayi_im=debug`; `RUST_LOG` wins if set.
@@ -129,7 +129,7 @@ pub struct Log {
     pub requests: bool,
 }
 
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     Text,
@@ -246,8 +246,14 @@ pub struct Sources<'a> {
 }
 
 impl Config {
-    /// Loads every layer in order (R30).
-    pub fn load(sources: Sources<'_>) -> Result<Self, ConfigError> {
+    /// Loads every layer in order (R30). Also returns warnings: environment
+    /// variables named `HUAYI_*` that are no setting (other tools use the
+    /// prefix too) are ignored rather than fatal; a misspelled key in the file
+    /// or a flag is still an error.
+    pub fn load(sources: Sources<'_>) -> Result<(Self, Vec<String>), ConfigError> {
+        let known = yaml_serde::to_value(Config::default())
+            .map_err(|e| ConfigError(format!("internal: {e}")))?;
+        let mut warnings = Vec::new();
         let mut tree = Value::Mapping(Mapping::new());
         let file = match sources.file {
             Some(path) => Some(read_file(path)?),
@@ -262,6 +268,10 @@ impl Config {
                 continue;
             };
             let key = key.to_ascii_lowercase().replace("__", ".");
+            if lookup(&known, &key).is_none() {
+                warnings.push(format!("ignoring {name}: `{key}` is not a setting"));
+                continue;
+            }
             set(&mut tree, &key, value);
         }
         for (key, value) in &sources.overrides {
@@ -270,7 +280,7 @@ impl Config {
         let config: Config = yaml_serde::from_value(tree)
             .map_err(|e| ConfigError(format!("invalid configuration: {e}")))?;
         config.check()?;
-        Ok(config)
+        Ok((config, warnings))
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -323,6 +333,13 @@ fn read_file(path: &Path) -> Result<Value, ConfigError> {
     })
 }
 
+/// The value at a dotted key, if the tree has it.
+fn lookup<'a>(tree: &'a Value, dotted: &str) -> Option<&'a Value> {
+    dotted
+        .split('.')
+        .try_fold(tree, |node, part| node.get(part))
+}
+
 /// Deep-merges `over` into `base`: mappings merge key by key, anything else replaces.
 fn merge(base: &mut Value, over: Value) {
     match (base, over) {
@@ -373,6 +390,10 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(seconds).map_err(|e| format!("`{text}`: {e}"))
 }
 
+fn show_duration<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("{}ms", d.as_millis()))
+}
+
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
@@ -391,6 +412,13 @@ mod tests {
     use super::*;
 
     fn load(env: &[(&str, &str)], overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        load_warned(env, overrides).map(|(c, _)| c)
+    }
+
+    fn load_warned(
+        env: &[(&str, &str)],
+        overrides: &[(&str, &str)],
+    ) -> Result<(Config, Vec<String>), ConfigError> {
         Config::load(Sources {
             file: None,
             env: env
@@ -440,8 +468,20 @@ mod tests {
 
     #[test]
     fn bad_keys_and_values_are_named() {
-        let err = load(&[("HUAYI_HEARTBEAT__PONG_INTERVL", "1s")], &[]).expect_err("typo");
+        let err = load(&[], &[("heartbeat.pong_intervl", "1s")]).expect_err("typo");
         assert!(err.to_string().contains("pong_intervl"), "{err}");
+        // Environment variables that are no setting are ignored, with a warning.
+        let (c, warnings) = load_warned(
+            &[("HUAYI_BIN", "/x"), ("HUAYI_HEARTBEAT__PONG_INTERVL", "1s")],
+            &[],
+        )
+        .expect("ignored");
+        assert_eq!(c.heartbeat.pong_interval, Duration::from_secs(20));
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(
+            warnings[1].contains("heartbeat.pong_intervl"),
+            "{warnings:?}"
+        );
         let err = load(&[], &[("offline.ttl", "ten minutes")]).expect_err("bad duration");
         assert!(err.to_string().contains("ten minutes"), "{err}");
         let err = load(&[], &[("heartbeat.idle_timeout", "0s")]).expect_err("zero");
@@ -461,7 +501,7 @@ mod tests {
     #[test]
     fn example_file_parses_to_defaults() {
         // config.example.yaml documents every key with its default.
-        let c = Config::load(Sources {
+        let (c, warnings) = Config::load(Sources {
             file: Some(Path::new(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/config.example.yaml"
@@ -469,6 +509,7 @@ mod tests {
             ..Sources::default()
         })
         .expect("example config is valid");
+        assert!(warnings.is_empty());
         let d = Config::default();
         assert_eq!(format!("{c:?}"), format!("{d:?}"));
     }

@@ -35,7 +35,7 @@ fn main() -> ExitCode {
     if let Some(listen) = cli.listen {
         overrides.push(("listen".into(), listen));
     }
-    let config = match Config::load(Sources {
+    let (config, warnings) = match Config::load(Sources {
         file: cli.config.as_deref(),
         env: std::env::vars().collect(),
         overrides,
@@ -47,6 +47,9 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&config);
+    for warning in warnings {
+        tracing::warn!("{warning}");
+    }
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
