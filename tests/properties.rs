@@ -7,13 +7,15 @@
 //!   reported removed once, never both). R25, R26.
 //! - The hub's membership and delivery rules through its public API: who
 //!   receives each one-to-one, topic and system message, in which order, with
-//!   logins, kicks, logouts, sockets coming and going, topic deletions and
-//!   expiry. R7, R8, R12, R13, R16–R19, R21, R25.
+//!   logins, kicks, logouts, sockets coming and going, topic deletions,
+//!   expiry, and (with small bounds) sockets closed with 4004 for a full
+//!   send queue and offline stores trimmed oldest first, each drop counted.
+//!   R7, R8, R12, R13, R16–R19, R21, R25, R26.
 //!
 //! Deterministic: a fixed seed unless `PROPTEST_RNG_SEED` is set, and case
 //! counts sized for a loaded 2-core CI (`PROPTEST_CASES` overrides them).
 
-use std::{collections::VecDeque, time::Duration};
+use std::{collections::VecDeque, sync::atomic::Ordering::Relaxed, time::Duration};
 
 use axum::extract::ws::Utf8Bytes;
 use huayi_im::{
@@ -411,12 +413,37 @@ struct ModelTopic {
     members: Vec<usize>,
 }
 
+/// The bounds of R26 under test: offline messages kept per user, and frames
+/// a socket may have unwritten before it is closed with 4004.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    per_user: usize,
+    send_queue: usize,
+}
+
+fn caps() -> impl Strategy<Value = Caps> {
+    prop_oneof![
+        // The defaults: never reached here.
+        Just(Caps {
+            per_user: 1000,
+            send_queue: 1024
+        }),
+        (1usize..4, 1usize..4).prop_map(|(per_user, send_queue)| Caps {
+            per_user,
+            send_queue
+        }),
+    ]
+}
+
 struct HubModel {
     hub: Hub,
+    caps: Caps,
     users: Vec<ModelUser>,
     topics: Vec<Option<ModelTopic>>,
     incarnations: u64,
     now_ms: u64,
+    slow_closes: u64,
+    dropped_user_cap: u64,
 }
 
 fn name(text: &str) -> Name {
@@ -440,10 +467,12 @@ fn outgoing(from: &Name, to: &[usize], topic: Option<String>) -> Outgoing {
 }
 
 impl HubModel {
-    fn new(fanout_chunk: usize) -> Self {
+    fn new(fanout_chunk: usize, caps: Caps) -> Self {
         let mut cfg = Config::default();
         cfg.offline.ttl = Duration::from_millis(TTL_MS);
         cfg.limits.fanout_chunk = fanout_chunk;
+        cfg.offline.max_messages_per_user = caps.per_user;
+        cfg.limits.send_queue_frames = caps.send_queue;
         let hub = Hub::new(cfg, CancellationToken::new());
         let users = (0..USERS)
             .map(|i| {
@@ -461,10 +490,13 @@ impl HubModel {
             .collect();
         Self {
             hub,
+            caps,
             users,
             topics: (0..TOPICS).map(|_| None).collect(),
             incarnations: 0,
             now_ms: 0,
+            slow_closes: 0,
+            dropped_user_cap: 0,
         }
     }
 
@@ -474,11 +506,21 @@ impl HubModel {
         self.users[u].queue.retain(|e| e.expires_ms > now);
     }
 
-    /// The socket goes away (closed, replaced, logged out); expired messages
-    /// go with it, the rest stays queued offline.
+    /// Offline, a user keeps at most `per_user` messages: the oldest go (R26).
+    fn trim(&mut self, u: usize) {
+        while self.users[u].queue.len() > self.caps.per_user {
+            self.users[u].queue.pop_front();
+            self.dropped_user_cap += 1;
+        }
+    }
+
+    /// The socket goes away (closed, replaced, logged out, too slow);
+    /// expired messages go with it, the rest stays queued offline, trimmed
+    /// to the per-user cap.
     fn detach(&mut self, u: usize, code: Option<u16>) {
         if let Some(conn) = self.users[u].conn.take() {
             self.drop_expired(u);
+            self.trim(u);
             assert_eq!(conn.close_code(), code, "close code of {}", user(u));
             let mut out = Vec::new();
             assert!(
@@ -488,13 +530,25 @@ impl HubModel {
         }
     }
 
+    /// A frame for user `u`: into its socket's queue if that keeps up, else
+    /// the socket is closed with 4004 and the frame, with everything the
+    /// socket had not written, is kept offline (R25, R26).
     fn push(&mut self, u: usize, down: Down, incarnation: Option<u64>) {
-        let expires_ms = self.now_ms + TTL_MS;
-        self.users[u].queue.push_back(Expected {
+        let expected = Expected {
             down,
-            expires_ms,
+            expires_ms: self.now_ms + TTL_MS,
             incarnation,
-        });
+        };
+        if self.users[u].conn.is_some() {
+            if self.users[u].queue.len() < self.caps.send_queue {
+                self.users[u].queue.push_back(expected);
+                return;
+            }
+            self.slow_closes += 1;
+            self.detach(u, Some(close::SLOW));
+        }
+        self.users[u].queue.push_back(expected);
+        self.trim(u);
     }
 
     async fn apply(&mut self, op: HubOp) {
@@ -725,6 +779,13 @@ impl HubModel {
             .collect();
         topics.sort();
         assert_eq!(self.hub.topics(), topics, "R10");
+        let stats = self.hub.stats();
+        assert_eq!(stats.slow_closes.load(Relaxed), self.slow_closes, "4004s");
+        assert_eq!(
+            stats.dropped_user_cap.load(Relaxed),
+            self.dropped_user_cap,
+            "drops at the per-user cap are counted"
+        );
     }
 
     /// Everyone comes back and reads everything: what is left is exactly the
@@ -750,14 +811,14 @@ impl HubModel {
     }
 }
 
-fn check_hub(fanout_chunk: usize, ops: Vec<HubOp>) {
+fn check_hub(fanout_chunk: usize, caps: Caps, ops: Vec<HubOp>) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .start_paused(true)
         .build()
         .expect("a runtime");
     rt.block_on(async {
-        let mut model = HubModel::new(fanout_chunk);
+        let mut model = HubModel::new(fanout_chunk, caps);
         for op in ops {
             model.apply(op).await;
             model.check();
@@ -773,9 +834,10 @@ proptest! {
     fn hub_delivers_to_exactly_the_right_users(
         // 1 and 2 split fan-outs over tasks (`limits.fanout_chunk`).
         fanout_chunk in prop_oneof![Just(1usize), Just(2), Just(2048)],
+        caps in caps(),
         ops in proptest::collection::vec(hub_op(), 1..80),
     ) {
-        check_hub(fanout_chunk, ops);
+        check_hub(fanout_chunk, caps, ops);
     }
 }
 
@@ -784,6 +846,10 @@ fn a_mentioned_user_who_quit_hears_no_more() {
     // R12, R18 spelled out: after quitting, only a new mention brings a user back.
     check_hub(
         2048,
+        Caps {
+            per_user: 1000,
+            send_queue: 1024,
+        },
         vec![
             HubOp::Create(0),
             HubOp::SendTopic(0, 0, vec![1, 2]),
@@ -793,6 +859,29 @@ fn a_mentioned_user_who_quit_hears_no_more() {
             HubOp::Connect(1),
             HubOp::Drain(1, 10),
             HubOp::Delete(0),
+            HubOp::Drain(1, 10),
+        ],
+    );
+}
+
+#[test]
+fn a_slow_socket_keeps_what_it_did_not_write() {
+    // R26 spelled out: a full send queue closes the socket with 4004; the
+    // unwritten frames and the one that did not fit wait offline, the
+    // oldest dropped beyond the per-user cap.
+    check_hub(
+        2048,
+        Caps {
+            per_user: 3,
+            send_queue: 2,
+        },
+        vec![
+            HubOp::Connect(1),
+            HubOp::SendP2p(0, vec![1]),
+            HubOp::SendP2p(0, vec![1]),
+            HubOp::SendP2p(0, vec![1]),
+            HubOp::SendP2p(2, vec![1]),
+            HubOp::Connect(1),
             HubOp::Drain(1, 10),
         ],
     );
