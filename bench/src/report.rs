@@ -79,6 +79,10 @@ pub struct Cpu {
     pub wall_s: f64,
     pub server_s: Option<f64>,
     pub bench_s: Option<f64>,
+    /// The same over the sending phase alone (p2p, fanout): is anyone saturated?
+    pub send_wall_s: Option<f64>,
+    pub send_server_s: Option<f64>,
+    pub send_bench_s: Option<f64>,
     /// Server CPU microseconds per unique delivery (p2p, fanout, offline).
     pub server_us_per_delivery: Option<f64>,
     pub bench_us_per_delivery: Option<f64>,
@@ -235,6 +239,18 @@ impl Report {
             pct(self.cpu.server_s),
             pct(self.cpu.bench_s)
         );
+        if let Some(w) = self.cpu.send_wall_s {
+            let p = |v: Option<f64>| {
+                v.map(|c| format!("{:.0}%", 100.0 * c / w.max(1e-9)))
+                    .unwrap_or_else(|| "?".into())
+            };
+            let _ = writeln!(
+                s,
+                "cpu sending  over {w:.1} s: server {}, im-bench {}",
+                p(self.cpu.send_server_s),
+                p(self.cpu.send_bench_s)
+            );
+        }
         if let (Some(a), Some(b)) = (
             self.cpu.server_us_per_delivery,
             self.cpu.bench_us_per_delivery,

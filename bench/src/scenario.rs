@@ -515,6 +515,7 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
     mem.connected_kib = server.rss_kib();
 
     let mut per_second: Vec<u64> = Vec::new();
+    let mut send_cpu: Option<(f64, Option<f64>, Option<f64>)> = None;
     let mut drain_per_s = None;
     match kind {
         Kind::Connect => {
@@ -556,6 +557,7 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
             let plan = make_plan(pick, workers, spec.rate, Some(spec.duration));
             let pb = bar(env, spec.duration.as_secs(), "send");
             let t0 = Instant::now();
+            let send_cpu0 = (server.pid.and_then(sys::cpu_secs), sys::cpu_secs(me));
             let handles = start_senders(std::mem::take(&mut conns), &plan);
             let mut last_sample = (t0, shared.totals().unique);
             while !handles.iter().all(|h| h.is_finished()) {
@@ -580,6 +582,13 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
                 let _ = http_hist.add(&hist);
             }
             send_secs = t0.elapsed().as_secs_f64();
+            let (s0, b0) = send_cpu0;
+            send_cpu = Some((
+                send_secs,
+                s0.zip(server.pid.and_then(sys::cpu_secs))
+                    .map(|(a, b)| b - a),
+                b0.zip(sys::cpu_secs(me)).map(|(a, b)| b - a),
+            ));
             wait_drain(env, &shared, env.drain_timeout, "drain").await;
         }
     }
@@ -600,6 +609,9 @@ async fn run_on(spec: &Spec, env: &Env, server: &Server) -> Result<Report> {
             .zip(server.pid.and_then(sys::cpu_secs))
             .map(|(a, b)| b - a),
         bench_s: cpu0.1.zip(sys::cpu_secs(me)).map(|(a, b)| b - a),
+        send_wall_s: send_cpu.map(|c| c.0),
+        send_server_s: send_cpu.and_then(|c| c.1),
+        send_bench_s: send_cpu.and_then(|c| c.2),
         ..Default::default()
     };
     ctl.stop.cancel();
