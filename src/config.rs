@@ -74,8 +74,12 @@ pub struct Limits {
     pub max_users: usize,
     /// Fan-outs larger than this are split over several tasks.
     pub fanout_chunk: usize,
-    /// tungstenite read buffer per socket (its default is 128 KiB).
+    /// tungstenite read buffer per socket (its default is 128 KiB); it grows
+    /// on demand for larger frames, up to `max_frame_bytes`.
     pub ws_read_buffer: usize,
+    /// Bytes tungstenite gathers before writing to the socket: frames queued
+    /// together go out in one syscall.
+    pub ws_write_buffer: usize,
     /// Open WebSockets over all clients; more handshakes get 503.
     pub max_sockets: usize,
     /// Open WebSockets per client IP; more handshakes get 429.
@@ -183,7 +187,8 @@ impl Default for Limits {
             send_queue_bytes: 8 << 20,
             max_users: 1_000_000,
             fanout_chunk: 2048,
-            ws_read_buffer: 4096,
+            ws_read_buffer: 512,
+            ws_write_buffer: 8192,
             max_sockets: 100_000,
             max_sockets_per_ip: 10_000,
             header_read_timeout: Duration::from_secs(10),

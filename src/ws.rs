@@ -84,7 +84,7 @@ pub async fn handler(
     let limits = &hub.config().limits;
     upgrade
         .read_buffer_size(limits.ws_read_buffer)
-        .write_buffer_size(limits.ws_read_buffer)
+        .write_buffer_size(limits.ws_write_buffer)
         .max_message_size(limits.max_frame_bytes)
         .max_frame_size(limits.max_frame_bytes)
         .on_upgrade(move |socket| {
@@ -197,11 +197,11 @@ async fn write_loop(hub: Hub, mut sink: SplitSink<WebSocket, Message>, conn: Arc
     let mut pong = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     pong.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pong_id = 0u64;
-    let mut batch = Vec::with_capacity(BATCH);
     'run: loop {
-        // Write everything queued, a batch per flush.
+        // Write everything queued, a batch per flush. The batch is allocated
+        // per wake-up, not per socket: most sockets are idle most of the time.
         loop {
-            batch.clear();
+            let mut batch = Vec::new();
             if !hub.take(&conn, BATCH, &mut batch) {
                 break 'run;
             }
