@@ -110,14 +110,6 @@ pub struct Env {
     pub progress: bool,
 }
 
-/// Settings every spawned server gets: per-IP and per-user rate limits and
-/// the per-IP socket cap would otherwise refuse a load generator.
-pub const SPAWN_SETS: [&str; 3] = [
-    "rate_limits.logins_per_second=0",
-    "rate_limits.messages_per_second=0",
-    "limits.max_sockets_per_ip=1000000",
-];
-
 /// Runs one scenario (spawning and stopping its server if asked).
 pub async fn run(spec: &Spec, env: &Env) -> Result<Report> {
     let mut spec = spec.clone();
@@ -139,10 +131,8 @@ pub async fn run(spec: &Spec, env: &Env) -> Result<Report> {
     }
     let server = match &env.spawn {
         Some(bin) => {
-            // The bench is one client address hammering the server on purpose:
-            // abuse limits off (the user's --set come later and win).
-            let mut sets: Vec<String> = SPAWN_SETS.iter().map(|s| s.to_string()).collect();
-            sets.extend(env.sets.iter().cloned());
+            // Server::spawn puts LOAD_TEST_SETTINGS first; these come after.
+            let mut sets = env.sets.clone();
             sets.extend(spec.sets.iter().cloned());
             Server::spawn(bin, &sets, spec.kind.name()).await?
         }
@@ -162,7 +152,7 @@ pub async fn run(spec: &Spec, env: &Env) -> Result<Report> {
         if e.contains("429") {
             format!(
                 "{e}\n  the server rate-limits one client address; run it with --set {}, or use --spawn",
-                SPAWN_SETS.join(" --set ")
+                crate::server::LOAD_TEST_SETTINGS.join(" --set ")
             )
             .into()
         } else {

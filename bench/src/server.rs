@@ -138,7 +138,7 @@ impl Server {
 }
 
 /// Settings every spawned server gets first; `--set` may override them.
-const LOAD_TEST_SETTINGS: &[&str] = &[
+pub const LOAD_TEST_SETTINGS: &[&str] = &[
     "rate_limits.logins_per_second=0",
     "rate_limits.messages_per_second=0",
     "limits.max_sockets_per_ip=100000",
