@@ -66,6 +66,13 @@ struct Args {
     /// RSS may grow this much (MiB) after warm-up before the check fails.
     #[arg(long, default_value_t = 16.0)]
     rss_slack_mib: f64,
+    /// Percent of users whose client reads slowly (`--slow-read-ms` per
+    /// chat frame), so their send queues fill and the server closes them
+    /// with 4004 (R26); they reconnect at once and collect the backlog.
+    #[arg(long, default_value_t = 0)]
+    slow_readers: u32,
+    #[arg(long, default_value_t = 20)]
+    slow_read_ms: u64,
 }
 
 /// Topics that live for the whole run, with fixed members.
@@ -138,6 +145,8 @@ struct Counters {
 }
 
 struct Shared {
+    slow_readers: u32,
+    slow_read: Duration,
     url: String,
     ws_url: String,
     http: reqwest::Client,
@@ -222,6 +231,7 @@ async fn open(sh: &Arc<Shared>, i: u32, sid: &str) -> Result<Socket, String> {
         .map_err(|e| format!("connect {}: {e}", name(i)))?;
     let (close, mut closing) = oneshot::channel::<()>();
     let sh = sh.clone();
+    let slow = (i % 100 < sh.slow_readers).then_some(sh.slow_read);
     let task = tokio::spawn(async move {
         let (mut tx, mut rx) = ws.split();
         let mut ping = tokio::time::interval(Duration::from_secs(5));
@@ -252,6 +262,9 @@ async fn open(sh: &Arc<Shared>, i: u32, sid: &str) -> Result<Socket, String> {
             };
             match frame {
                 Message::Text(text) => {
+                    if let Some(pause) = slow {
+                        tokio::time::sleep(pause).await;
+                    }
                     let Ok(v) = serde_json::from_str::<Value>(text.as_str()) else {
                         sh.error(format!("{}: bad frame {text}", name(i)));
                         continue;
@@ -330,6 +343,8 @@ impl Socket {
     async fn closed_by_server(self, sh: &Shared, what: &str, want: u16) {
         match tokio::time::timeout(Duration::from_secs(10), self.task).await {
             Ok(Ok(Some(code))) if code == want => {}
+            // Closed as too slow (R26) just before: as good as closed.
+            Ok(Ok(Some(4004))) => {}
             other => sh.error(format!("{what}: expected close {want}, got {other:?}")),
         }
     }
@@ -361,7 +376,21 @@ async fn client(sh: Arc<Shared>, i: u32, mean_online: f64, done: Arc<tokio::sync
         if sh.stop.load(Relaxed) {
             break;
         }
-        tokio::time::sleep(rng.secs(mean_online)).await;
+        let hold = tokio::time::sleep(rng.secs(mean_online));
+        let current = socket.as_mut().expect("connected");
+        tokio::select! {
+            _ = hold => {}
+            // The server closed it on its own: only 4004 (too slow, R26) is
+            // expected; come back at once for the backlog.
+            code = &mut current.task => {
+                let code = code.ok().flatten();
+                if code != Some(4004) {
+                    sh.error(format!("{}: closed by the server with {code:?}", name(i)));
+                }
+                socket = None;
+                continue;
+            }
+        }
         if sh.stop.load(Relaxed) {
             break;
         }
@@ -655,6 +684,8 @@ async fn main() -> std::process::ExitCode {
         })
         .collect();
     let sh = Arc::new(Shared {
+        slow_readers: args.slow_readers,
+        slow_read: Duration::from_millis(args.slow_read_ms),
         url: args.url.clone(),
         ws_url,
         http: reqwest::Client::new(),
