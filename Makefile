@@ -1,5 +1,5 @@
 # Huayi IM — the commands the README promises.
-.PHONY: run test e2e lint build test-browser
+.PHONY: run test e2e lint build test-browser bench bench-smoke
 
 # Serve on 0.0.0.0:8080 with built-in defaults (config.yaml / HUAYI_* / flags override).
 run:
@@ -24,3 +24,13 @@ lint:
 # `apt-get install chromium`; npm packages come from the lockfile).
 test-browser:
 	tests/browser/run.sh
+
+# Every im-bench scenario at a ~2-minute size against a spawned server; table at the end.
+bench:
+	cargo build --release -p huayi-im -p im-bench
+	target/release/im-bench all --spawn --svg target/bench-latency.svg
+
+# A few seconds of every scenario; fails only on loss or errors (no timing assertions).
+bench-smoke:
+	cargo build -p huayi-im -p im-bench
+	target/debug/im-bench all --spawn --smoke

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(config.listen).await {
+        let listener = match bind(config.listen) {
             Ok(l) => l,
             Err(e) => {
                 tracing::error!("cannot listen on {}: {e}", config.listen);
@@ -77,6 +77,19 @@ fn main() -> ExitCode {
             }
         }
     })
+}
+
+/// Binds with a listen backlog that absorbs a burst of handshakes (the
+/// default of 128 drops SYNs and costs clients a one-second retry).
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 fn init_logging(config: &Config) {

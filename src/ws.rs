@@ -197,42 +197,43 @@ async fn write_loop(hub: Hub, mut sink: SplitSink<WebSocket, Message>, conn: Arc
     let mut pong = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
     pong.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut pong_id = 0u64;
+    let closed = conn.closed();
+    tokio::pin!(closed);
     'run: loop {
-        // Write everything queued, a batch per flush. The batch is allocated
-        // per wake-up, not per socket: most sockets are idle most of the time.
+        // Write everything queued, a batch per flush. Frames leave the mailbox
+        // only once written (commit), so a write that never finishes leaves
+        // them queued for the next socket (R26). The batch is allocated per
+        // wake-up, not per socket: most sockets are idle most of the time.
         loop {
             let mut batch = Vec::new();
-            if !hub.take(&conn, BATCH, &mut batch) {
+            let Some(mark) = hub.peek(&conn, BATCH, &mut batch) else {
                 break 'run;
-            }
+            };
             if batch.is_empty() {
                 break;
             }
             let write = async {
-                for frame in batch.drain(..) {
+                for frame in batch {
                     sink.feed(Message::Text(frame)).await?;
                 }
                 sink.flush().await
             };
-            tokio::select! {
-                result = write => if result.is_err() { break 'run },
-                // A socket that stopped reading must not pin this task.
-                _ = conn.closed() => break 'run,
+            if !finish(write, closed.as_mut(), &hub).await {
+                break 'run;
             }
+            hub.commit(&conn, mark);
         }
         tokio::select! {
             biased;
-            _ = conn.closed() => break,
+            _ = &mut closed => break,
             _ = pong.tick() => {
                 pong_id += 1;
                 let frame = encode(&ServerFrame::Pong {
                     to: conn.name().to_string(),
                     message_id: pong_id,
                 });
-                let send = sink.send(Message::Text(frame));
-                tokio::select! {
-                    result = send => if result.is_err() { break },
-                    _ = conn.closed() => break,
+                if !finish(sink.send(Message::Text(frame)), closed.as_mut(), &hub).await {
+                    break;
                 }
             }
             _ = conn.notified() => {}
@@ -247,4 +248,25 @@ async fn write_loop(hub: Hub, mut sink: SplitSink<WebSocket, Message>, conn: Arc
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.send(close_message(code))).await;
     }
     let _ = tokio::time::timeout(CLOSE_TIMEOUT, sink.close()).await;
+}
+
+/// Runs a write to the end. If the socket is closed meanwhile (say 4004
+/// because this very write is stuck), the write still gets [`CLOSE_TIMEOUT`]
+/// to finish, so what reaches the client is not also kept offline. `false`
+/// when the write failed or did not finish in time.
+async fn finish<E>(
+    write: impl Future<Output = Result<(), E>>,
+    mut closed: std::pin::Pin<&mut tokio_util::sync::WaitForCancellationFuture<'_>>,
+    hub: &Hub,
+) -> bool {
+    tokio::pin!(write);
+    tokio::select! {
+        result = &mut write => return result.is_ok(),
+        _ = &mut closed => {}
+    }
+    if hub.shutdown().is_cancelled() {
+        // Nothing outlives the process: do not hold shutdown up.
+        return false;
+    }
+    matches!(tokio::time::timeout(CLOSE_TIMEOUT, write).await, Ok(Ok(())))
 }

@@ -53,11 +53,20 @@ impl Removed {
     }
 }
 
+/// An entry with its place in line, so a writer can remove exactly what it
+/// wrote even if other entries were dropped meanwhile.
+#[derive(Debug)]
+struct Queued {
+    seq: u64,
+    entry: Entry,
+}
+
 /// A FIFO of frames with its byte total.
 #[derive(Debug, Default)]
 pub struct Mailbox {
-    entries: VecDeque<Entry>,
+    entries: VecDeque<Queued>,
     bytes: usize,
+    next_seq: u64,
 }
 
 impl Mailbox {
@@ -76,7 +85,11 @@ impl Mailbox {
     /// Appends at the back.
     pub fn push(&mut self, entry: Entry) {
         self.bytes += entry.cost();
-        self.entries.push_back(entry);
+        self.next_seq += 1;
+        self.entries.push_back(Queued {
+            seq: self.next_seq,
+            entry,
+        });
     }
 
     /// Drops the oldest entries until at most `max_messages` entries and
@@ -85,9 +98,9 @@ impl Mailbox {
         let mut removed = Removed::default();
         while self.entries.len() > max_messages || self.bytes > max_bytes {
             match self.entries.pop_front() {
-                Some(e) => {
-                    self.bytes -= e.cost();
-                    removed.add(&e);
+                Some(q) => {
+                    self.bytes -= q.entry.cost();
+                    removed.add(&q.entry);
                 }
                 None => break,
             }
@@ -117,19 +130,36 @@ impl Mailbox {
 
     /// Expiry of the oldest entry, if any.
     pub fn oldest_expiry(&self) -> Option<Instant> {
-        self.entries.front().map(|e| e.expires)
+        self.entries.front().map(|q| q.entry.expires)
     }
 
-    /// Moves up to `max` frames from the front into `out` (the writer's
-    /// batch), calling `taken` with the expiry of each message (not heartbeats).
-    pub fn take(&mut self, max: usize, out: &mut Vec<Utf8Bytes>, mut taken: impl FnMut(Instant)) {
-        let n = max.min(self.entries.len());
-        for e in self.entries.drain(..n) {
-            self.bytes -= e.frame.len();
-            if !e.control {
-                taken(e.expires);
+    /// Copies up to `max` frames from the front into `out` (cheap: the bytes
+    /// are shared) without removing them, and returns the mark to [`commit`]
+    /// once they are written. Until then they still count as queued, and stay
+    /// queued if the writer never gets them out.
+    ///
+    /// [`commit`]: Mailbox::commit
+    pub fn peek(&self, max: usize, out: &mut Vec<Utf8Bytes>) -> u64 {
+        let mut mark = 0;
+        for q in self.entries.iter().take(max) {
+            out.push(q.entry.frame.clone());
+            mark = q.seq;
+        }
+        mark
+    }
+
+    /// Removes the entries up to `mark` that are still queued, calling
+    /// `written` with the expiry of each message (not heartbeats).
+    pub fn commit(&mut self, mark: u64, mut written: impl FnMut(Instant)) -> Removed {
+        let mut removed = Removed::default();
+        while self.entries.front().is_some_and(|q| q.seq <= mark) {
+            if let Some(q) = self.entries.pop_front() {
+                self.bytes -= q.entry.cost();
+                removed.add(&q.entry);
+                if !q.entry.control {
+                    written(q.entry.expires);
+                }
             }
-            out.push(e.frame);
         }
         if self.entries.is_empty() {
             // Most sockets are idle most of the time: give the buffer back
@@ -137,14 +167,25 @@ impl Mailbox {
             // than ~300 bytes on every idle connection).
             self.entries = VecDeque::new();
         }
+        removed
+    }
+
+    /// Moves up to `max` frames from the front into `out`: [`peek`] and
+    /// [`commit`] in one step.
+    ///
+    /// [`peek`]: Mailbox::peek
+    /// [`commit`]: Mailbox::commit
+    pub fn take(&mut self, max: usize, out: &mut Vec<Utf8Bytes>, written: impl FnMut(Instant)) {
+        let mark = self.peek(max, out);
+        self.commit(mark, written);
     }
 
     fn retain(&mut self, keep: impl Fn(&Entry) -> bool) -> Removed {
         let mut removed = Removed::default();
-        self.entries.retain(|e| {
-            let k = keep(e);
+        self.entries.retain(|q| {
+            let k = keep(&q.entry);
             if !k {
-                removed.add(e);
+                removed.add(&q.entry);
             }
             k
         });
@@ -190,6 +231,26 @@ mod tests {
         assert_eq!(drain(&mut m), vec!["c"]);
         assert!(m.is_empty());
         assert_eq!(m.bytes(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn peeked_frames_stay_until_committed() {
+        // R26: what a writer has not finished writing is still queued.
+        let mut m = Mailbox::default();
+        for t in ["a", "b", "c"] {
+            m.push(entry(t, TTL, None));
+        }
+        let mut out = Vec::new();
+        let mark = m.peek(2, &mut out);
+        assert_eq!(out, vec!["a", "b"]);
+        assert_eq!(m.len(), 3);
+        // Meanwhile the oldest is dropped (say, by a cap): commit removes
+        // only what is left of the written batch.
+        m.pop_oldest();
+        m.push(entry("d", TTL, None));
+        let removed = m.commit(mark, |_| {});
+        assert_eq!(removed.messages, 1);
+        assert_eq!(drain(&mut m), vec!["c", "d"]);
     }
 
     #[tokio::test(start_paused = true)]

@@ -34,7 +34,10 @@ use std::{
 use axum::extract::ws::Utf8Bytes;
 use dashmap::{DashMap, mapref::entry::Entry as MapEntry};
 use tokio::{sync::Notify, time::Instant};
-use tokio_util::{sync::CancellationToken, task::TaskTracker};
+use tokio_util::{
+    sync::{CancellationToken, WaitForCancellationFuture},
+    task::TaskTracker,
+};
 
 use crate::{
     config::Config,
@@ -68,7 +71,7 @@ pub struct Receipt {
 pub struct Stats {
     pub logins: AtomicU64,
     pub messages_accepted: AtomicU64,
-    /// Frames handed to a socket writer (chat, system and heartbeat answers).
+    /// Chat and system messages written to sockets.
     pub frames_written: AtomicU64,
     /// Messages put in an offline store (recipient had no socket).
     pub queued_offline: AtomicU64,
@@ -173,9 +176,10 @@ impl Conn {
         self.notify.notified().await;
     }
 
-    /// Resolves once the hub has closed this socket.
-    pub async fn closed(&self) {
-        self.cancel.cancelled().await;
+    /// Resolves once the hub has closed this socket (or the server is
+    /// shutting down); may be polled again after that.
+    pub fn closed(&self) -> WaitForCancellationFuture<'_> {
+        self.cancel.cancelled()
     }
 
     /// The close code chosen by whoever closed the socket, if the server did.
@@ -597,8 +601,13 @@ impl Hub {
             if st.mailbox.len() < limits.send_queue_frames
                 && st.mailbox.bytes() + e.frame.len() <= limits.send_queue_bytes
             {
+                // The writer drains until the mailbox is empty, so only the
+                // first frame of a burst needs to wake it.
+                let wake = st.mailbox.is_empty();
                 st.mailbox.push(e);
-                conn.notify.notify_one();
+                if wake {
+                    conn.notify.notify_one();
+                }
                 return;
             }
             // R26: a socket that cannot keep up is closed; what it has not
@@ -730,25 +739,43 @@ impl Hub {
         Some(conn)
     }
 
-    /// Moves up to `max` queued frames into `out`. `false` once the socket is
-    /// no longer attached (closed or replaced).
-    pub fn take(&self, conn: &Conn, max: usize, out: &mut Vec<Utf8Bytes>) -> bool {
-        let mut st = lock(&conn.user.state);
+    /// Copies up to `max` queued frames into `out` without removing them;
+    /// `None` once the socket is no longer attached (closed or replaced).
+    /// Pass the returned mark to [`Hub::commit`] once they are written.
+    pub fn peek(&self, conn: &Conn, max: usize, out: &mut Vec<Utf8Bytes>) -> Option<u64> {
+        let st = lock(&conn.user.state);
         match &st.conn {
-            Some(c) if c.id == conn.id => {
-                let now = Instant::now();
-                let ttl = self.0.cfg.offline.ttl;
-                let latency = &self.0.stats.delivery_latency;
-                st.mailbox.take(max, out, |accepted_plus_ttl| {
-                    latency.observe(now.saturating_duration_since(accepted_plus_ttl - ttl));
-                });
-                self.0
-                    .stats
-                    .frames_written
-                    .fetch_add(out.len() as u64, Relaxed);
+            Some(c) if c.id == conn.id => Some(st.mailbox.peek(max, out)),
+            _ => None,
+        }
+    }
+
+    /// Removes frames a writer has written. If the socket was detached
+    /// meanwhile (4004), they left the offline store, where they were counted.
+    pub fn commit(&self, conn: &Conn, mark: u64) {
+        let mut st = lock(&conn.user.state);
+        let now = Instant::now();
+        let ttl = self.0.cfg.offline.ttl;
+        let latency = &self.0.stats.delivery_latency;
+        let removed = st.mailbox.commit(mark, |expires| {
+            latency.observe(now.saturating_duration_since(expires - ttl));
+        });
+        self.forget(&st, removed);
+        self.0
+            .stats
+            .frames_written
+            .fetch_add(removed.messages as u64, Relaxed);
+    }
+
+    /// Moves up to `max` queued frames into `out` ([`Hub::peek`] then
+    /// [`Hub::commit`]). `false` once the socket is no longer attached.
+    pub fn take(&self, conn: &Conn, max: usize, out: &mut Vec<Utf8Bytes>) -> bool {
+        match self.peek(conn, max, out) {
+            Some(mark) => {
+                self.commit(conn, mark);
                 true
             }
-            _ => false,
+            None => false,
         }
     }
 
