@@ -332,7 +332,7 @@ impl Socket {
     /// Closes from our side and reads what was still in flight.
     async fn close(self) -> Option<u16> {
         let _ = self.close.send(());
-        tokio::time::timeout(Duration::from_secs(10), self.task)
+        tokio::time::timeout(Duration::from_secs(60), self.task)
             .await
             .ok()
             .and_then(Result::ok)
@@ -341,7 +341,8 @@ impl Socket {
 
     /// Waits for the server to close it (kick, logout, replacement).
     async fn closed_by_server(self, sh: &Shared, what: &str, want: u16) {
-        match tokio::time::timeout(Duration::from_secs(10), self.task).await {
+        // A slow reader may first have to read through a long backlog.
+        match tokio::time::timeout(Duration::from_secs(60), self.task).await {
             Ok(Ok(Some(code))) if code == want => {}
             // Closed as too slow (R26) just before: as good as closed.
             Ok(Ok(Some(4004))) => {}
@@ -439,8 +440,31 @@ async fn client(sh: Arc<Shared>, i: u32, mean_online: f64, done: Arc<tokio::sync
             },
         }
     }
-    // Stay connected until the drain is over, then leave.
-    done.notified().await;
+    // Stay connected until the drain is over, then leave. A slow reader may
+    // still be closed with 4004 meanwhile (a ping's ack is one more frame
+    // for a full queue): come back for the backlog, as before.
+    loop {
+        let Some(current) = socket.as_mut() else {
+            match open(&sh, i, &sid).await {
+                Ok(s) => socket = Some(s),
+                Err(e) => {
+                    sh.error(e);
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
+            continue;
+        };
+        tokio::select! {
+            _ = done.notified() => break,
+            code = &mut current.task => {
+                let code = code.ok().flatten();
+                if code != Some(4004) {
+                    sh.error(format!("{}: closed by the server with {code:?}", name(i)));
+                }
+                socket = None;
+            }
+        }
+    }
     if let Some(s) = socket {
         s.close().await;
     }
@@ -772,12 +796,30 @@ async fn main() -> std::process::ExitCode {
     sh.stop.store(true, Relaxed);
     while load.join_next().await.is_some() {}
     let drain_deadline = Instant::now() + Duration::from_secs(60);
+    let drain_start = Instant::now();
+    let mut missing = (0, 0);
     while Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        if missing_deliveries(&sh.ledger.lock().expect("lock")) == (0, 0) {
+        missing = missing_deliveries(&sh.ledger.lock().expect("lock"));
+        if missing == (0, 0) {
             break;
         }
+        let waited = drain_start.elapsed().as_secs();
+        if waited % 10 == 0 {
+            eprintln!(
+                "soak: draining for {waited} s: {} deliveries and {} notices missing, {} delivered",
+                missing.0,
+                missing.1,
+                sh.n.delivered.load(Relaxed)
+            );
+        }
     }
+    eprintln!(
+        "soak: drain ended after {:.0} s with {} deliveries and {} notices missing",
+        drain_start.elapsed().as_secs_f64(),
+        missing.0,
+        missing.1
+    );
     // Give in-flight duplicates a chance to show, then everyone leaves.
     tokio::time::sleep(Duration::from_secs(2)).await;
     done.notify_waiters();
@@ -796,6 +838,17 @@ async fn main() -> std::process::ExitCode {
         last = sample(&sh, args.server_pid, start).await;
     }
     csv.row("after", &last, &sh.n);
+    // Messages the server dropped by a rule (R25 expiry, R26 caps): a loss
+    // is only a bug beyond these.
+    let mut by_rule = 0.0;
+    for key in [
+        "huayi_messages_expired_total",
+        "huayi_messages_dropped_total{reason=\"user_cap\"}",
+        "huayi_messages_dropped_total{reason=\"global_cap\"}",
+    ] {
+        by_rule += metric(&sh, key).await.unwrap_or(0.0);
+    }
+    let by_rule = by_rule as usize;
 
     // ---- verdict ----
     let ledger = sh.ledger.lock().expect("lock");
@@ -836,7 +889,7 @@ async fn main() -> std::process::ExitCode {
         n.topics_deleted.load(Relaxed)
     );
     println!(
-        "deliveries: {lost} lost, {lost_system} topic-deleted notices lost, {dups} duplicated, {unexpected} of refused messages"
+        "deliveries: {lost} lost, {lost_system} topic-deleted notices lost, {dups} duplicated, {unexpected} of refused messages; the server dropped {by_rule} by rule (expiry, per-user and global caps)"
     );
     println!(
         "rss after warm-up: {first} KiB -> peak {peak} KiB -> end {end} KiB (growth {growth_mib:.1} MiB, slope {slope:+.2} MiB/min)"
@@ -859,7 +912,16 @@ async fn main() -> std::process::ExitCode {
         println!("{} {what}", if pass { "PASS" } else { "FAIL" });
         ok &= pass;
     };
-    check(lost == 0 && lost_system == 0, "0 lost deliveries");
+    if by_rule == 0 {
+        check(lost == 0 && lost_system == 0, "0 lost deliveries");
+    } else {
+        // Overloaded on purpose (e.g. --slow-readers): rule drops may
+        // account for losses, but never for more than they are.
+        check(
+            lost + lost_system <= by_rule,
+            "no loss beyond the server's counted drops (R26)",
+        );
+    }
     check(
         dups == 0 && unexpected == 0,
         "no duplicates, nothing refused delivered",

@@ -12,14 +12,23 @@
 #   scripts/soak.sh 2m         # a quick check
 #   scripts/soak.sh 10m --users 200 --rate 300
 #
-# Output: target/soak/soak.csv, target/soak/server.log; exit status 0 when
-# every check passed.
+# Slow consumers (R26): half the clients read 30 ms per frame, send queues
+# hold 2 frames, so the server closes them with 4004 thousands of times; they
+# reconnect and collect the backlog. Offline caps are lifted so that no drop
+# by rule can hide a loss:
+#   SOAK_SERVER_ARGS="--set limits.send_queue_frames=2 \
+#     --set offline.max_messages_per_user=1000000 \
+#     --set offline.max_bytes_per_user=1000000000" \
+#     scripts/soak.sh 3m --slow-readers 50 --slow-read-ms 30 --rate 300
+#
+# Output: target/soak/soak.csv and target/soak/server.log (SOAK_OUT=DIR
+# puts them elsewhere). Exit status 0 when every check passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 duration="${1:-30m}"
 shift || true
-out=target/soak
+out="${SOAK_OUT:-target/soak}"
 mkdir -p "$out"
 
 cargo build --release --bin huayi-im --example soak
@@ -29,7 +38,7 @@ cargo build --release --bin huayi-im --example soak
 log="$out/server.log"
 target/release/huayi-im --listen 127.0.0.1:0 \
     --set rate_limits.logins_per_second=0 \
-    --set log.requests=false >"$log" 2>&1 &
+    --set log.requests=false ${SOAK_SERVER_ARGS:-} >"$log" 2>&1 &
 server=$!
 stop_server() { kill "$server" 2>/dev/null || true; }
 trap stop_server EXIT
