@@ -26,7 +26,7 @@ fuzz_target!(|data: &[u8]| {
             overrides.push((key.to_owned(), value.to_owned()));
         }
     }
-    if let Ok(c) = Config::load(Sources {
+    if let Ok((c, _warnings)) = Config::load(Sources {
         file: None,
         env,
         overrides,
