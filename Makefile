@@ -1,5 +1,5 @@
 # Huayi IM — the commands the README promises.
-.PHONY: run test e2e lint build test-browser bench bench-smoke
+.PHONY: run test e2e lint build test-browser bench bench-smoke fuzz soak
 
 # Serve on 0.0.0.0:8080 with built-in defaults (config.yaml / HUAYI_* / flags override).
 run:
@@ -34,3 +34,12 @@ bench:
 bench-smoke:
 	cargo build -p huayi-im -p im-bench
 	target/debug/im-bench all --spawn --smoke
+
+# Every fuzz target for FUZZ_SECONDS each (default 60); installs cargo-fuzz once (~35 s).
+fuzz:
+	command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+# 30 minutes of mixed load with churn (not in CI); SOAK_DURATION=2m for a quick check.
+soak:
+	scripts/soak.sh $(or $(SOAK_DURATION),30m)
