@@ -62,21 +62,28 @@ impl Histogram {
     }
 }
 
-/// Per-route request latency, keyed by route template (bounded: the router's
-/// routes plus `unmatched`).
+/// Per-route request latency, keyed by route template and status (bounded:
+/// the router's routes plus `unmatched`, times the statuses they answer).
+/// Looked up by `&str`, so recording allocates only the first time.
 #[derive(Debug, Default)]
 pub struct HttpMetrics {
-    routes: DashMap<(String, u16), Histogram>,
+    routes: DashMap<String, DashMap<u16, Histogram>>,
 }
 
 impl HttpMetrics {
     pub fn observe(&self, route: &str, status: u16, d: Duration) {
-        if let Some(h) = self.routes.get(&(route.to_owned(), status)) {
-            h.observe(d);
+        if let Some(statuses) = self.routes.get(route) {
+            if let Some(h) = statuses.get(&status) {
+                h.observe(d);
+                return;
+            }
+            statuses.entry(status).or_default().observe(d);
             return;
         }
         self.routes
-            .entry((route.to_owned(), status))
+            .entry(route.to_owned())
+            .or_default()
+            .entry(status)
             .or_default()
             .observe(d);
     }
@@ -201,12 +208,19 @@ pub fn render(hub: &Hub, guard: &Guard, http: &HttpMetrics) -> String {
         out,
         "# HELP {name} HTTP request latency by route and status.\n# TYPE {name} histogram"
     );
-    let mut routes: Vec<_> = http.routes.iter().map(|e| e.key().clone()).collect();
+    let mut routes: Vec<String> = http.routes.iter().map(|e| e.key().clone()).collect();
     routes.sort();
-    for key in routes {
-        if let Some(h) = http.routes.get(&key) {
-            let labels = format!("route=\"{}\",status=\"{}\"", key.0, key.1);
-            h.render(&mut out, name, &labels);
+    for route in routes {
+        let Some(statuses) = http.routes.get(&route) else {
+            continue;
+        };
+        let mut codes: Vec<u16> = statuses.iter().map(|e| *e.key()).collect();
+        codes.sort_unstable();
+        for code in codes {
+            if let Some(h) = statuses.get(&code) {
+                let labels = format!("route=\"{route}\",status=\"{code}\"");
+                h.render(&mut out, name, &labels);
+            }
         }
     }
     out

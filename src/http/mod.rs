@@ -282,17 +282,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
 pub async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let start = tokio::time::Instant::now();
     let method = req.method().clone();
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned());
+    // A refcounted handle, not a copy of the text.
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let route = matched.as_ref().map_or("unmatched", MatchedPath::as_str);
     let config = state.hub.config();
     let response = tokio::time::timeout(config.limits.request_timeout, next.run(req))
         .await
         .unwrap_or_else(|_| ApiError::Timeout.into_response());
     let elapsed = start.elapsed();
     let status = response.status().as_u16();
-    state.http.observe(&route, status, elapsed);
+    state.http.observe(route, status, elapsed);
     if config.log.requests {
         tracing::info!(
             target: "huayi_im::request",
