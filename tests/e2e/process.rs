@@ -80,3 +80,80 @@ fn bad_configuration_is_refused_with_its_key() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("forever"), "{err}");
 }
+
+/// One HTTP/1.1 request over a fresh connection; the whole raw answer.
+fn raw_http(addr: &str, request: &str) -> String {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream.write_all(request.as_bytes()).expect("write");
+    let mut out = String::new();
+    stream.read_to_string(&mut out).expect("read");
+    out
+}
+
+#[test]
+fn json_logs_have_a_line_per_request_and_never_a_sid() {
+    // Issue 5 (structured logs), R6 (a sid is never logged).
+    let mut child = Command::new(env!("CARGO_BIN_EXE_huayi-im"))
+        .args(["--listen", "127.0.0.1:0", "--set", "log.format=json"])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let mut log = Vec::new();
+    let addr = loop {
+        let line = lines.next().expect("a log line").expect("utf-8");
+        log.push(line.clone());
+        if let Some(rest) = line.split("listening on ").nth(1) {
+            break rest
+                .split(|c: char| c == '"' || c.is_whitespace())
+                .next()
+                .expect("address")
+                .to_owned();
+        }
+    };
+    let body = r#"{"username":"alice"}"#;
+    let login = raw_http(
+        &addr,
+        &format!(
+            "POST /api/login HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+    );
+    let sid = login
+        .split(r#""sid":""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a sid in the answer")
+        .to_owned();
+    let users = raw_http(
+        &addr,
+        &format!(
+            "GET /api/users?sid={sid} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {sid}\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    assert!(users.starts_with("HTTP/1.1 200"), "{users}");
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    log.extend(lines.map_while(Result::ok));
+    assert!(child.wait().expect("wait").success());
+
+    for line in &log {
+        let parsed: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|_| panic!("not a JSON log line: {line}"));
+        assert!(parsed["level"].is_string(), "{line}");
+        assert!(!line.contains(&sid), "a sid was logged: {line}");
+    }
+    let request_line = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["fields"]["route"] == "/api/users")
+        .expect("a line for GET /api/users");
+    assert_eq!(request_line["fields"]["status"], 200);
+    assert_eq!(request_line["fields"]["method"], "GET");
+}
