@@ -1,8 +1,8 @@
 //! The binary itself: layered configuration and graceful shutdown (R30, R31).
 
 use std::{
-    io::{BufRead, BufReader},
-    process::{Command, Stdio},
+    io::{BufRead, BufReader, Lines},
+    process::{Child, ChildStderr, Command, Stdio},
     time::Duration,
 };
 
@@ -22,51 +22,90 @@ async fn shutdown_closes_sockets_with_1001_and_returns() {
     stop.await.expect("join").expect("serve returns Ok");
 }
 
+/// The real binary, started on a free port, its log read from stderr.
+struct Binary {
+    child: Child,
+    lines: Lines<BufReader<ChildStderr>>,
+    /// Log lines read so far.
+    log: Vec<String>,
+    addr: String,
+}
+
+impl Binary {
+    /// Starts `huayi-im --listen 127.0.0.1:0 ARGS` and reads its log up to
+    /// the `listening on ADDR` line.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_huayi-im"))
+            .args(["--listen", "127.0.0.1:0"])
+            .args(args)
+            .envs(env.iter().copied())
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start the binary");
+        let stderr = child.stderr.take().expect("stderr");
+        let mut lines = BufReader::new(stderr).lines();
+        let mut log = Vec::new();
+        let addr = loop {
+            let line = lines.next().expect("a log line").expect("utf-8");
+            log.push(line.clone());
+            if let Some(rest) = line.split("listening on ").nth(1) {
+                break rest
+                    .split(|c: char| c == '"' || c.is_whitespace())
+                    .next()
+                    .expect("address")
+                    .to_owned();
+            }
+        };
+        Self {
+            child,
+            lines,
+            log,
+            addr,
+        }
+    }
+
+    /// Sends SIGTERM and waits (bounded) for the exit; asserts it is 0 (R31).
+    /// Returns the whole log.
+    fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(code) = self.child.try_wait().expect("wait") {
+                assert!(code.success(), "exit status {code}");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not exit after SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.log.extend(self.lines.map_while(Result::ok));
+        self.log
+    }
+}
+
 #[test]
 fn the_binary_reads_env_and_flags_and_exits_cleanly_on_sigterm() {
     // R30: env (`__` nesting) and flags layered over defaults; R31: SIGTERM → exit 0.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_huayi-im"))
-        .args(["--listen", "127.0.0.1:0", "--set", "log.level=info"])
-        .env("HUAYI_LISTEN", "256.0.0.1:1") // overridden by the flag
-        .env("HUAYI_HEARTBEAT__PONG_INTERVAL", "1s")
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = lines.next().expect("a log line").expect("utf-8");
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest.split_whitespace().next().expect("address").to_owned();
-        }
-    };
-    let health = std::net::TcpStream::connect(&addr).map(|mut s| {
-        use std::io::{Read, Write};
-        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
-            .expect("write");
-        let mut out = String::new();
-        s.read_to_string(&mut out).expect("read");
-        out
-    });
-    assert!(health.expect("connect").starts_with("HTTP/1.1 200"));
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = std::time::Instant::now() + PATIENCE;
-    loop {
-        if let Some(code) = child.try_wait().expect("wait") {
-            assert!(code.success(), "exit status {code}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "did not exit after SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let server = Binary::start(
+        &["--set", "log.level=info"],
+        &[
+            ("HUAYI_LISTEN", "256.0.0.1:1"), // overridden by the flag
+            ("HUAYI_HEARTBEAT__PONG_INTERVAL", "1s"),
+        ],
+    );
+    let health = raw_http(
+        &server.addr,
+        "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    );
+    assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+    server.stop();
 }
 
 #[test]
@@ -94,26 +133,8 @@ fn raw_http(addr: &str, request: &str) -> String {
 #[test]
 fn json_logs_have_a_line_per_request_and_never_a_sid() {
     // Issue 5 (structured logs), R6 (a sid is never logged).
-    let mut child = Command::new(env!("CARGO_BIN_EXE_huayi-im"))
-        .args(["--listen", "127.0.0.1:0", "--set", "log.format=json"])
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start the binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let mut log = Vec::new();
-    let addr = loop {
-        let line = lines.next().expect("a log line").expect("utf-8");
-        log.push(line.clone());
-        if let Some(rest) = line.split("listening on ").nth(1) {
-            break rest
-                .split(|c: char| c == '"' || c.is_whitespace())
-                .next()
-                .expect("address")
-                .to_owned();
-        }
-    };
+    let server = Binary::start(&["--set", "log.format=json"], &[]);
+    let addr = server.addr.clone();
     let body = r#"{"username":"alice"}"#;
     let login = raw_http(
         &addr,
@@ -135,13 +156,7 @@ fn json_logs_have_a_line_per_request_and_never_a_sid() {
         ),
     );
     assert!(users.starts_with("HTTP/1.1 200"), "{users}");
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    log.extend(lines.map_while(Result::ok));
-    assert!(child.wait().expect("wait").success());
+    let log = server.stop();
 
     for line in &log {
         let parsed: serde_json::Value =
